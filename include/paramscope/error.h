@@ -1,0 +1,53 @@
+/* paramscope — status codes and error messages.
+ *
+ * Every public function that can fail returns an int: 0 (PS_OK) or a negative
+ * PS_ERR_* code, and fills a caller-owned ps_error with one line meant for a
+ * person: the file or item first, then the reason.  A NULL ps_error is allowed
+ * everywhere and means "the caller only wants the code". */
+#ifndef PARAMSCOPE_ERROR_H
+#define PARAMSCOPE_ERROR_H
+
+#include <stddef.h>
+
+/* One table yields the enum and the messages. */
+#define PS_STATUS_TABLE(X)                                        \
+    X(PS_OK,              0,  "ok")                                \
+    X(PS_ERR_NOMEM,      -1,  "out of memory")                     \
+    X(PS_ERR_INVALID,    -2,  "invalid argument")                  \
+    X(PS_ERR_IO,         -3,  "input/output error")                \
+    X(PS_ERR_FORMAT,     -4,  "malformed file")                    \
+    X(PS_ERR_RANGE,      -5,  "value out of range")                \
+    X(PS_ERR_NOT_FOUND,  -6,  "not found")                         \
+    X(PS_ERR_NUMERIC,    -7,  "non-finite value")                  \
+    X(PS_ERR_STATE,      -8,  "operation not valid in this state") \
+    X(PS_ERR_INTERRUPTED,-9,  "interrupted")
+
+typedef enum ps_status {
+#define PS_STATUS_ENUM(name, value, text) name = value,
+    PS_STATUS_TABLE(PS_STATUS_ENUM)
+#undef PS_STATUS_ENUM
+} ps_status;
+
+#define PS_ERROR_MSG_MAX 512
+
+typedef struct ps_error {
+    int code;                       /* last status, 0 when none */
+    char msg[PS_ERROR_MSG_MAX];     /* one line, no trailing newline */
+} ps_error;
+
+/* The generic text of a status code ("out of memory"); never NULL. */
+const char *ps_status_str(int code);
+
+/* Fills err (if not NULL) with code and a printf-style message; returns code,
+ * so that `return ps_error_set(err, PS_ERR_RANGE, "...")` reads naturally. */
+int ps_error_set(ps_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Puts "prefix: " in front of the message already in err (for adding a file
+ * name at a higher level).  Returns err->code. */
+int ps_error_prefix(ps_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+void ps_error_clear(ps_error *err);
+
+#endif

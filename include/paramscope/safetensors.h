@@ -1,0 +1,101 @@
+/* paramscope — safetensors files: validated, memory-mapped reading and atomic
+ * writing.
+ *
+ * Layout: 8-byte little-endian header length N, N bytes of JSON (an object of
+ * tensor name -> {"dtype", "shape", "data_offsets": [begin, end]} plus an
+ * optional "__metadata__" object of string -> string), then the data area;
+ * offsets are relative to the data area's start.
+ *
+ * ps_st_open validates everything before it allocates anything large: header
+ * length inside the file and below PS_ST_HEADER_MAX, JSON well formed and an
+ * object, every dtype known, every shape's byte size equal to its offsets'
+ * span, offsets inside the data area, tensors contiguous and not overlapping
+ * (sorted by offset they tile the data area from 0 with no holes), names
+ * unique, metadata string -> string.  Each failure fills err with one line
+ * naming the file and the item, e.g.
+ *   "x.safetensors: tensor 'wte.weight': data_offsets [0, 9] do not match shape [64, 192] of F32". */
+#ifndef PARAMSCOPE_SAFETENSORS_H
+#define PARAMSCOPE_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paramscope/error.h"
+
+#define PS_ST_HEADER_MAX (100u * 1024u * 1024u)
+#define PS_ST_MAX_DIMS 8
+
+typedef enum ps_dtype {
+    PS_DTYPE_F32,
+    PS_DTYPE_F16,
+    PS_DTYPE_BF16,
+    PS_DTYPE_F64,
+    PS_DTYPE_I64,
+    PS_DTYPE_I32,
+    PS_DTYPE_U8,
+    PS_DTYPE_BOOL,
+} ps_dtype;
+
+/* "F32" etc; NULL-safe names for messages. */
+const char *ps_dtype_name(ps_dtype d);
+size_t ps_dtype_size(ps_dtype d);
+
+typedef struct ps_st_tensor {
+    char *name;
+    ps_dtype dtype;
+    int ndim;
+    int64_t shape[PS_ST_MAX_DIMS];
+    uint64_t numel;
+    uint64_t begin, end;      /* byte offsets in the data area */
+} ps_st_tensor;
+
+typedef struct ps_st_file {
+    char *path;
+    const uint8_t *map;       /* whole file, read-only mapping (PROT_READ, MAP_PRIVATE) */
+    size_t size;              /* file size */
+    size_t data_start;        /* 8 + header length */
+    int n_tensors;
+    ps_st_tensor *tensors;    /* in header order */
+    int n_meta;
+    char **meta_keys;         /* [n_meta] */
+    char **meta_vals;         /* [n_meta] */
+} ps_st_file;
+
+/* Maps and validates path.  *out is freed with ps_st_close. */
+int ps_st_open(ps_st_file **out, const char *path, ps_error *err);
+void ps_st_close(ps_st_file *f);
+
+/* Metadata value for key, or NULL. */
+const char *ps_st_meta(const ps_st_file *f, const char *key);
+/* Tensor by name, or NULL. */
+const ps_st_tensor *ps_st_find(const ps_st_file *f, const char *name);
+/* Pointer to a tensor's bytes inside the mapping. */
+const void *ps_st_data(const ps_st_file *f, const ps_st_tensor *t);
+
+/* Copies a tensor into dst [numel] as float32, converting F16, BF16, F64.
+ * Other dtypes: PS_ERR_FORMAT naming the file, tensor and dtype. */
+int ps_st_read_f32(const ps_st_file *f, const ps_st_tensor *t, float *dst,
+                   ps_error *err);
+
+/* Half-precision conversions (round to nearest even on the way down). */
+float ps_f16_to_f32(uint16_t h);
+float ps_bf16_to_f32(uint16_t h);
+uint16_t ps_f32_to_f16(float f);
+
+/* One tensor to write, always F32. */
+typedef struct ps_st_out {
+    const char *name;
+    int ndim;
+    int64_t shape[PS_ST_MAX_DIMS];
+    const float *data;
+} ps_st_out;
+
+/* Writes tensors in the given order with metadata pairs (keys[i], vals[i]),
+ * atomically: a temporary file in the target's folder, written, fsync'ed and
+ * renamed over path.  On any failure the temporary file is removed and an
+ * existing file at path is untouched. */
+int ps_st_write(const char *path, const ps_st_out *tensors, int n_tensors,
+                const char *const *meta_keys, const char *const *meta_vals,
+                int n_meta, ps_error *err);
+
+#endif

@@ -1,0 +1,30 @@
+/* paramscope — statistics of tensors and views.
+ * A view is a strided matrix: rows x cols, consecutive rows ld floats apart. */
+#ifndef PARAMSCOPE_STATS_H
+#define PARAMSCOPE_STATS_H
+
+#include <stddef.h>
+
+typedef struct ps_stats {
+    size_t count;
+    double mean, std;         /* population std */
+    double min, max;
+    double l2;                /* sqrt of sum of squares */
+    double mean_abs;
+    double frac_zero;         /* exact zeros / count */
+    size_t n_nonfinite;       /* NaN and Inf are counted here and left out */
+} ps_stats;
+
+/* Accumulates in double. */
+void ps_stats_compute(ps_stats *st, const float *x, size_t rows, size_t cols,
+                      size_t ld);
+
+/* counts[bins] of values in [lo, hi] split into equal bins (hi goes in the
+ * last bin; values outside and non-finite values are not counted).  If lo >=
+ * hi, lo and hi are taken from the data's min and max.  Returns the number of
+ * values counted; *lo_out/*hi_out receive the range used (may be NULL). */
+size_t ps_histogram(const float *x, size_t rows, size_t cols, size_t ld,
+                    int bins, double lo, double hi, size_t *counts,
+                    double *lo_out, double *hi_out);
+
+#endif

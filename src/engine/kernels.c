@@ -1,0 +1,1 @@
+/* engine/kernels: being written */

@@ -1,0 +1,1 @@
+/* engine/sample: being written */

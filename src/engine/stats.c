@@ -1,0 +1,1 @@
+/* engine/stats: being written */

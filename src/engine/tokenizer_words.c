@@ -1,0 +1,1 @@
+/* engine/tokenizer_words: being written */

@@ -1,0 +1,1 @@
+/* engine/trainer: being written */

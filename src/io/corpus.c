@@ -1,0 +1,1 @@
+/* io/corpus: being written */

@@ -1,0 +1,1 @@
+/* io/model_file: being written */
