@@ -50,8 +50,9 @@ void ps_residual_forward(float *out, const float *a, const float *b, int n);
 /* Row softmax of logits / temperature over V (temperature > 0). */
 void ps_softmax(float *probs, const float *logits, int V, float temperature);
 
-/* losses[i] = -log probs[i, targets[i]]. */
-void ps_crossentropy_forward(float *losses, const float *probs,
+/* losses[i] = -log softmax(logits[i])[targets[i]], computed as
+ * logsumexp - logit so that it stays finite when the probability underflows. */
+void ps_crossentropy_forward(float *losses, const float *logits,
                              const int *targets, int N, int V);
 /* dlogits[i] = (probs[i] - onehot(targets[i])) * scale (overwritten). */
 void ps_crossentropy_softmax_backward(float *dlogits, const float *probs,

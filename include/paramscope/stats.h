@@ -22,7 +22,7 @@ void ps_stats_compute(ps_stats *st, const float *x, size_t rows, size_t cols,
 /* counts[bins] of values in [lo, hi] split into equal bins (hi goes in the
  * last bin; values outside and non-finite values are not counted).  If lo >=
  * hi, lo and hi are taken from the data's min and max.  Returns the number of
- * values counted; *lo_out/*hi_out receive the range used (may be NULL). */
+ * values counted; *lo_out and *hi_out receive the range used (may be NULL). */
 size_t ps_histogram(const float *x, size_t rows, size_t cols, size_t ld,
                     int bins, double lo, double hi, size_t *counts,
                     double *lo_out, double *hi_out);
