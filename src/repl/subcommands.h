@@ -1,0 +1,19 @@
+/* paramscope — the non-interactive subcommands.  Each takes the arguments
+ * after its name (argv[0] is the subcommand's name) and returns the process
+ * exit status: 0 success, 2 bad usage or bad input, 1 other failures.
+ * Errors are one line on stderr. */
+#ifndef PARAMSCOPE_REPL_SUBCOMMANDS_H
+#define PARAMSCOPE_REPL_SUBCOMMANDS_H
+
+#define PS_EXIT_OK 0
+#define PS_EXIT_FAIL 1
+#define PS_EXIT_USAGE 2
+
+int ps_cmd_bench(int argc, char **argv);
+
+/* Parsing helpers shared by the subcommands: whole-string numbers in a range;
+ * on failure print "paramscope CMD: OPTION: 'TEXT' is not ..." and return -1. */
+int ps_arg_int(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out);
+int ps_arg_float(const char *cmd, const char *opt, const char *text, double lo, double hi, double *out);
+
+#endif
