@@ -19,6 +19,7 @@
 #include "paramscope/blas.h"
 #include "paramscope/kernels.h"
 #include "paramscope/rng.h"
+#include "engine/vecmath.h"
 
 #define FWD_TOL 1e-5
 #define BWD_TOL 1e-4
@@ -429,6 +430,32 @@ static void test_encoder(void **state)
     free(wte); free(wpe);
 }
 
+/* The vectorisable exp and tanh against libm in double over their range. */
+static void test_vecmath(void **state)
+{
+    (void)state;
+    double worst = 0;
+    for (int i = 0; i <= 2000000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 2000000.0f;
+        double want = exp((double)x), got = ps_expf(x);
+        double e = fabs(got - want) / want;
+        worst = e > worst ? e : worst;
+    }
+    if (worst > 3e-7)
+        fail_msg("ps_expf: relative error %.3g > 3e-7", worst);
+    assert_true(ps_expf(-1000.0f) >= 0.0f && ps_expf(-1000.0f) < 1e-37f);
+    assert_true(ps_expf(0.0f) == 1.0f);
+    worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float u = -20.0f + 40.0f * (float)i / 200000.0f;
+        double e = fabs(ps_tanhf(u) - tanh((double)u));
+        worst = e > worst ? e : worst;
+    }
+    if (worst > 3e-7)
+        fail_msg("ps_tanhf: absolute error %.3g > 3e-7", worst);
+    assert_true(ps_tanhf(100.0f) == 1.0f && ps_tanhf(-100.0f) == -1.0f);
+}
+
 int main(void)
 {
     ps_rng_seed(&rng, 1234);
@@ -441,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_softmax_crossentropy),
         cmocka_unit_test(test_encoder),
+        cmocka_unit_test(test_vecmath),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,12 +8,15 @@
  *
  * ps_st_open validates everything before it allocates anything large: header
  * length inside the file and below PS_ST_HEADER_MAX, JSON well formed and an
- * object, every dtype known, every shape's byte size equal to its offsets'
- * span, offsets inside the data area, tensors contiguous and not overlapping
- * (sorted by offset they tile the data area from 0 with no holes), names
- * unique, metadata string -> string.  Each failure fills err with one line
- * naming the file and the item, e.g.
- *   "x.safetensors: tensor 'wte.weight': data_offsets [0, 9] do not match shape [64, 192] of F32". */
+ * object, every dtype known, every shape (at most PS_ST_MAX_DIMS non-negative
+ * integers) with a byte size equal to its offsets' span, offsets inside the
+ * data area, tensors contiguous and not overlapping (sorted by offset they
+ * tile the whole data area from 0: no holes, no trailing bytes), names
+ * unique, metadata string -> string.  Each failure fills err with one line,
+ * "PATH: tensor 'NAME': reason" or "PATH: header: reason", naming the values
+ * involved, e.g.
+ *   "x.safetensors: tensor 'wte.weight': data_offsets [0, 9] do not match shape [64, 192] of F32 (49152 bytes)".
+ * Names from the file are shown with control characters replaced by '?'. */
 #ifndef PARAMSCOPE_SAFETENSORS_H
 #define PARAMSCOPE_SAFETENSORS_H
 
@@ -36,7 +39,7 @@ typedef enum ps_dtype {
     PS_DTYPE_BOOL,
 } ps_dtype;
 
-/* "F32" etc; NULL-safe names for messages. */
+/* "F32" etc. for messages; "?" for a value outside the enum, never NULL. */
 const char *ps_dtype_name(ps_dtype d);
 size_t ps_dtype_size(ps_dtype d);
 
@@ -61,15 +64,22 @@ typedef struct ps_st_file {
     char **meta_vals;         /* [n_meta] */
 } ps_st_file;
 
-/* Maps and validates path.  *out is freed with ps_st_close. */
+/* Maps and validates path.  *out is freed with ps_st_close; it is NULL on
+ * failure.  Returns PS_ERR_IO when the file cannot be opened or mapped
+ * ("PATH: cannot open: No such file or directory"), PS_ERR_FORMAT for any
+ * problem with its contents (including a file shorter than 8 bytes),
+ * PS_ERR_NOMEM. */
 int ps_st_open(ps_st_file **out, const char *path, ps_error *err);
+
+/* Unmaps and frees; NULL does nothing. */
 void ps_st_close(ps_st_file *f);
 
 /* Metadata value for key, or NULL. */
 const char *ps_st_meta(const ps_st_file *f, const char *key);
 /* Tensor by name, or NULL. */
 const ps_st_tensor *ps_st_find(const ps_st_file *f, const char *name);
-/* Pointer to a tensor's bytes inside the mapping. */
+/* Pointer to a tensor's bytes inside the mapping (valid until ps_st_close;
+ * not necessarily aligned to the element size). */
 const void *ps_st_data(const ps_st_file *f, const ps_st_tensor *t);
 
 /* Copies a tensor into dst [numel] as float32, converting F16, BF16, F64.
@@ -77,7 +87,9 @@ const void *ps_st_data(const ps_st_file *f, const ps_st_tensor *t);
 int ps_st_read_f32(const ps_st_file *f, const ps_st_tensor *t, float *dst,
                    ps_error *err);
 
-/* Half-precision conversions (round to nearest even on the way down). */
+/* Half-precision conversions, exact on the way up (subnormals, infinities,
+ * NaN payloads); ps_f32_to_f16 rounds to nearest, ties to even, overflows to
+ * infinity from 65520 up and keeps NaN a NaN. */
 float ps_f16_to_f32(uint16_t h);
 float ps_bf16_to_f32(uint16_t h);
 uint16_t ps_f32_to_f16(float f);
@@ -93,7 +105,19 @@ typedef struct ps_st_out {
 /* Writes tensors in the given order with metadata pairs (keys[i], vals[i]),
  * atomically: a temporary file in the target's folder, written, fsync'ed and
  * renamed over path.  On any failure the temporary file is removed and an
- * existing file at path is untouched. */
+ * existing file at path is untouched.
+ *
+ * Layout: "__metadata__" first (omitted when n_meta is 0), then the tensors
+ * in order, back to back from offset 0; the header is padded with spaces so
+ * that the data area starts at a multiple of 8 bytes.  The new file keeps the
+ * mode of the file it replaces, else gets 0644.  A tensor with no elements
+ * may have NULL data.
+ *
+ * Returns PS_ERR_INVALID for bad arguments (duplicate, reserved or NULL
+ * names, duplicate metadata keys, negative dimensions, more than
+ * PS_ST_MAX_DIMS dimensions, strings that are not UTF-8), PS_ERR_IO with
+ * "PATH: cannot write: <strerror>" when the file system refuses (missing
+ * folder, no space, path is a directory, ...), PS_ERR_NOMEM. */
 int ps_st_write(const char *path, const ps_st_out *tensors, int n_tensors,
                 const char *const *meta_keys, const char *const *meta_vals,
                 int n_meta, ps_error *err);

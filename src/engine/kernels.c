@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "paramscope/blas.h"
+#include "vecmath.h"
 
 #define LN_EPS 1e-5f
 
@@ -44,6 +45,7 @@ void ps_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
 
 /* ---- LayerNorm ---- */
 
+PS_VECTOR_CLONES
 void ps_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                           const float *w, const float *b, int N, int C)
 {
@@ -67,6 +69,7 @@ void ps_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
     }
 }
 
+PS_VECTOR_CLONES
 void ps_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean,
                            const float *rstd, int N, int C)
@@ -101,21 +104,23 @@ void ps_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 #define GELU_K 0.7978845608028654f   /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
+PS_VECTOR_CLONES
 void ps_gelu_forward(float *out, const float *inp, int n)
 {
     for (int i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + GELU_A * x * x * x);
-        out[i] = 0.5f * x * (1.0f + tanhf(u));
+        out[i] = 0.5f * x * (1.0f + ps_tanhf(u));
     }
 }
 
+PS_VECTOR_CLONES
 void ps_gelu_backward(float *dinp, const float *inp, const float *dout, int n)
 {
     for (int i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + GELU_A * x * x * x);
-        float th = tanhf(u);
+        float th = ps_tanhf(u);
         float sech2 = 1.0f - th * th;
         float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
         float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * du;
@@ -146,7 +151,7 @@ void ps_attention_forward(float *out, float *att, const float *qkv,
                     mx = row[u] > mx ? row[u] : mx;
                 float sum = 0.0f;
                 for (int u = 0; u <= t; u++) {
-                    row[u] = expf(row[u] - mx);
+                    row[u] = ps_expf(row[u] - mx);
                     sum += row[u];
                 }
                 float inv = 1.0f / sum;
@@ -201,6 +206,7 @@ void ps_attention_backward(float *dqkv, float *datt, const float *dout,
 
 /* ---- embeddings, residual ---- */
 
+PS_VECTOR_CLONES
 void ps_encoder_forward(float *out, const int *ids, const float *wte,
                         const float *wpe, int B, int T, int C)
 {
@@ -215,6 +221,7 @@ void ps_encoder_forward(float *out, const int *ids, const float *wte,
     }
 }
 
+PS_VECTOR_CLONES
 void ps_encoder_backward(float *dwte, float *dwpe, const float *dout,
                          const int *ids, int B, int T, int C)
 {
@@ -231,6 +238,7 @@ void ps_encoder_backward(float *dwte, float *dwpe, const float *dout,
     }
 }
 
+PS_VECTOR_CLONES
 void ps_residual_forward(float *out, const float *a, const float *b, int n)
 {
     for (int i = 0; i < n; i++)
@@ -239,6 +247,7 @@ void ps_residual_forward(float *out, const float *a, const float *b, int n)
 
 /* ---- softmax and cross-entropy ---- */
 
+PS_VECTOR_CLONES
 void ps_softmax(float *probs, const float *logits, int V, float temperature)
 {
     float inv_t = 1.0f / temperature;
@@ -247,7 +256,7 @@ void ps_softmax(float *probs, const float *logits, int V, float temperature)
         mx = logits[i] > mx ? logits[i] : mx;
     float sum = 0.0f;
     for (int i = 0; i < V; i++) {
-        probs[i] = expf((logits[i] - mx) * inv_t);
+        probs[i] = ps_expf((logits[i] - mx) * inv_t);
         sum += probs[i];
     }
     float inv = 1.0f / sum;
@@ -255,6 +264,7 @@ void ps_softmax(float *probs, const float *logits, int V, float temperature)
         probs[i] *= inv;
 }
 
+PS_VECTOR_CLONES
 void ps_crossentropy_forward(float *losses, const float *logits,
                              const int *targets, int N, int V)
 {
@@ -263,13 +273,14 @@ void ps_crossentropy_forward(float *losses, const float *logits,
         float mx = l[0];
         for (int v = 1; v < V; v++)
             mx = l[v] > mx ? l[v] : mx;
-        double sum = 0.0;
+        float sum = 0.0f;
         for (int v = 0; v < V; v++)
-            sum += expf(l[v] - mx);
-        losses[i] = (float)(log(sum) + mx - l[targets[i]]);
+            sum += ps_expf(l[v] - mx);
+        losses[i] = logf(sum) + mx - l[targets[i]];
     }
 }
 
+PS_VECTOR_CLONES
 void ps_crossentropy_softmax_backward(float *dlogits, const float *probs,
                                       const int *targets, float scale,
                                       int N, int V)

@@ -1,0 +1,77 @@
+/* paramscope — the native model file: a safetensors file holding a GPT-2
+ * model, its configuration and its tokenizer.
+ *
+ * The header's __metadata__ carries
+ *   format        "paramscope"
+ *   architecture  "gpt2"
+ *   n_layer, n_head, n_embd, n_ctx, vocab_size   decimal integers
+ *   tokenizer     "words"
+ *   vocab         the words vocabulary as a JSON array, index = id
+ * and any other keys (by convention "train.step", "train.seed", ...), which
+ * are handed to the caller as a ps_meta and written back unchanged.
+ *
+ * The tensors are the model's parameters, named and shaped as in GPT-2's own
+ * safetensors files (see design.md), written as F32 in the order of the
+ * model's parameter table.  Loading also accepts F16, BF16 and F64 tensors,
+ * converted to float32. */
+#ifndef PARAMSCOPE_MODEL_FILE_H
+#define PARAMSCOPE_MODEL_FILE_H
+
+#include "paramscope/error.h"
+#include "paramscope/model.h"
+#include "paramscope/tokenizer.h"
+
+/* Extra metadata: ordered key -> value pairs, all strings owned by the
+ * struct.  A zeroed ps_meta ({0}) is empty and ready to use. */
+typedef struct ps_meta {
+    int n;
+    char **keys;              /* [n] */
+    char **vals;              /* [n] */
+} ps_meta;
+
+/* Value for key, or NULL.  meta may be NULL. */
+const char *ps_meta_get(const ps_meta *meta, const char *key);
+
+/* Sets key to a copy of val, replacing an existing value in place or
+ * appending.  PS_ERR_INVALID for a NULL key or value, PS_ERR_NOMEM. */
+int ps_meta_set(ps_meta *meta, const char *key, const char *val);
+
+/* Frees the members and leaves meta empty; NULL does nothing. */
+void ps_meta_free(ps_meta *meta);
+
+/* 1 when key is one the file format sets itself (format, architecture, the
+ * five sizes, tokenizer, vocab): such keys never appear in a ps_meta. */
+int ps_meta_key_reserved(const char *key);
+
+/* Loads and validates a model file.
+ *
+ * On success *model (free with ps_model_free) holds the parameters, *tok
+ * (free with ps_tokenizer_free) the tokenizer, and *meta every metadata key
+ * that is not reserved.  tok and meta may be NULL when the caller does not
+ * want them (the vocabulary is still checked).  *meta is overwritten: its
+ * previous contents are not freed.  On failure the out-pointers are NULL,
+ * *meta is empty, and err holds one line naming the file and the item:
+ *   PS_ERR_IO      the file cannot be read
+ *   PS_ERR_FORMAT  anything wrong with its contents: not a safetensors
+ *                  file, wrong format/architecture, a missing or garbled
+ *                  size, an inconsistent config (n_embd % n_head), a
+ *                  vocabulary that disagrees with vocab_size or with
+ *                  wte.weight's rows, a missing parameter, one whose shape
+ *                  contradicts the config, an unexpected tensor, a dtype
+ *                  that is not a float
+ *   PS_ERR_NOMEM
+ * Files whose config asks for far more parameters than the file's tensors
+ * hold are refused before the model is allocated. */
+int ps_model_load(ps_model **model, ps_tokenizer **tok, ps_meta *meta,
+                  const char *path, ps_error *err);
+
+/* Saves m's parameters (F32), its config, tok's vocabulary and the pairs in
+ * meta (may be NULL) atomically to path (see ps_st_write: an existing file is
+ * replaced only when the new one is complete).
+ *   PS_ERR_INVALID  tok is not a words tokenizer, its vocabulary size is not
+ *                   m's vocab_size, or meta uses a reserved key
+ *   PS_ERR_IO       the file cannot be written; PS_ERR_NOMEM */
+int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
+                  const char *path, ps_error *err);
+
+#endif
