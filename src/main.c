@@ -1,5 +1,6 @@
 /* paramscope — parses the command line and hands over.  Nothing below this
  * file exits the process. */
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,11 @@ static const char usage[] =
     "language model: its predictions, its weights, and its training step by step.\n"
     "\n"
     "commands:\n"
+    "  predict    the next-token probabilities of a prompt, as bars\n"
+    "  generate   continue a prompt with sampled tokens\n"
+    "  info       configuration, tensors and size of a model\n"
+    "  train      train a model on a text file (or resume a run)\n"
+    "  eval       loss and perplexity of a model on a text file\n"
     "  bench      measure training speed against this machine's sgemm ceiling\n"
     "\n"
     "Run 'paramscope COMMAND --help' for a command's options.\n";
@@ -23,11 +29,18 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand subcommands[] = {
+    {"predict", ps_cmd_predict},
+    {"generate", ps_cmd_generate},
+    {"info", ps_cmd_info},
+    {"train", ps_cmd_train},
+    {"eval", ps_cmd_eval},
     {"bench", ps_cmd_bench},
 };
 
 int main(int argc, char **argv)
 {
+    setlocale(LC_ALL, "");
+    setlocale(LC_NUMERIC, "C");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? PS_EXIT_USAGE : PS_EXIT_OK;

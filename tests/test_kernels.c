@@ -459,7 +459,7 @@ static void test_vecmath(void **state)
 int main(void)
 {
     ps_rng_seed(&rng, 1234);
-    ps_blas_init(2, NULL);
+    ps_blas_init(0, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm_transposes),
         cmocka_unit_test(test_matmul),

@@ -292,7 +292,7 @@ static void test_bad_configs_and_inputs(void **state)
 
 int main(void)
 {
-    ps_blas_init(2, NULL);
+    ps_blas_init(0, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_gradient_every_parameter),

@@ -225,7 +225,7 @@ static void test_bad_settings(void **state)
 
 int main(void)
 {
-    ps_blas_init(2, NULL);
+    ps_blas_init(0, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_phases_and_observables),
         cmocka_unit_test(test_learns_repeating_sequence),

@@ -9,7 +9,8 @@
 
 #include "paramscope/error.h"
 
-/* Idempotent.  threads <= 0 means one per online core. */
+/* Idempotent.  threads <= 0 means $PARAMSCOPE_THREADS if set, else one per
+ * online core. */
 int ps_blas_init(int threads, ps_error *err);
 
 /* Number of threads BLIS uses from now on (>= 1). */

@@ -75,6 +75,9 @@ int ps_blas_init(int threads, ps_error *err)
 
 int ps_blas_set_threads(int threads, ps_error *err)
 {
+    const char *env = getenv("PARAMSCOPE_THREADS");
+    if (threads <= 0 && env && atoi(env) > 0)
+        threads = atoi(env);
     if (threads <= 0)
         threads = online_cores();
     if (threads > 256)

@@ -1,0 +1,260 @@
+/* Finding the bundled files, opening models, and the prediction every front
+ * end shows. */
+#include "repl/common.h"
+
+#include <langinfo.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "paramscope/sample.h"
+#include "ps_config.h"
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int ps_find_data_file(const char *name, char *buf, size_t size)
+{
+    const char *env = getenv("PARAMSCOPE_DATA");
+    const char *dirs[3] = {env && *env ? env : NULL, PS_DATADIR, PS_SOURCE_ROOT "/models"};
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i])
+            continue;
+        snprintf(buf, size, "%s/%s", dirs[i], name);
+        if (is_file(buf))
+            return 0;
+    }
+    return -1;
+}
+
+int ps_resolve_model(const char *explicit_path, char *buf, size_t size, ps_error *err)
+{
+    const char *env = getenv("PARAMSCOPE_MODEL");
+    if (explicit_path && *explicit_path)
+        snprintf(buf, size, "%s", explicit_path);
+    else if (env && *env)
+        snprintf(buf, size, "%s", env);
+    else if (ps_find_data_file(PS_BUNDLED_MODEL, buf, size) != 0)
+        return ps_error_set(err, PS_ERR_NOT_FOUND,
+                            "no model given and the bundled model %s was not found "
+                            "(looked in $PARAMSCOPE_DATA, %s and %s/models)",
+                            PS_BUNDLED_MODEL, PS_DATADIR, PS_SOURCE_ROOT);
+    return PS_OK;
+}
+
+int ps_loaded_open(ps_loaded *out, const char *path, ps_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = ps_model_load(&out->model, &out->tok, &out->meta, path, err);
+    if (rc)
+        return rc;
+    out->path = strdup(path);
+    struct stat st;
+    out->file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    if (!out->path) {
+        ps_loaded_close(out);
+        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return PS_OK;
+}
+
+void ps_loaded_close(ps_loaded *l)
+{
+    if (!l)
+        return;
+    ps_model_free(l->model);
+    ps_tokenizer_free(l->tok);
+    ps_meta_free(&l->meta);
+    free(l->path);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- predictions ---- */
+
+int ps_predict(ps_prediction *out, ps_model *m, const ps_tokenizer *tok,
+               const char *text, float temperature, int k, ps_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!(temperature >= 0.0f))
+        return ps_error_set(err, PS_ERR_RANGE, "temperature %g: must be 0 (greedy) or more",
+                            (double)temperature);
+    int rc = ps_tokenizer_encode(tok, text, &out->tokens, err);
+    if (rc)
+        return rc;
+    if (out->tokens.n == 0) {
+        ps_prediction_free(out);
+        return ps_error_set(err, PS_ERR_INVALID, "the prompt has no tokens");
+    }
+    if (out->tokens.n_unknown == out->tokens.n) {
+        ps_error_set(err, PS_ERR_INVALID, "every word of the prompt is outside the vocabulary (%s%s)",
+                     out->tokens.pieces[0], out->tokens.n > 1 ? ", ..." : "");
+        ps_prediction_free(out);
+        return PS_ERR_INVALID;
+    }
+    int V = m->cfg.vocab_size;
+    out->first = out->tokens.n > m->cfg.n_ctx ? out->tokens.n - m->cfg.n_ctx : 0;
+    out->n_used = out->tokens.n - out->first;
+    out->temperature = temperature;
+    out->k = k < 1 ? 1 : (k > V ? V : k);
+    out->top = malloc(sizeof(int) * (size_t)out->k);
+    out->top_prob = malloc(sizeof(float) * (size_t)out->k);
+    out->top_logit = malloc(sizeof(float) * (size_t)out->k);
+    out->probs = malloc(sizeof(float) * (size_t)V);
+    int *scratch = malloc(sizeof(int) * (size_t)V);
+    if (!out->top || !out->top_prob || !out->top_logit || !out->probs || !scratch) {
+        free(scratch);
+        ps_prediction_free(out);
+        return ps_error_set(err, PS_ERR_NOMEM, "prediction: out of memory");
+    }
+    rc = ps_model_forward(m, out->tokens.ids + out->first, 1, out->n_used, err);
+    if (rc) {
+        free(scratch);
+        ps_prediction_free(out);
+        return rc;
+    }
+    const float *logits = ps_model_logits(m, 0, out->n_used - 1);
+    ps_probs(out->probs, logits, V, temperature);
+    /* Rank by logit: the order is the same at every temperature and ties are
+     * broken the same way, also at temperature 0. */
+    ps_topk(logits, V, out->k, out->top, scratch);
+    for (int i = 0; i < out->k; i++) {
+        out->top_prob[i] = out->probs[out->top[i]];
+        out->top_logit[i] = logits[out->top[i]];
+    }
+    out->entropy = ps_entropy(out->probs, V);
+    free(scratch);
+    return PS_OK;
+}
+
+void ps_prediction_free(ps_prediction *p)
+{
+    if (!p)
+        return;
+    ps_tokens_free(&p->tokens);
+    free(p->top);
+    free(p->top_prob);
+    free(p->top_logit);
+    free(p->probs);
+    memset(p, 0, sizeof *p);
+}
+
+int ps_utf8_output(void)
+{
+    const char *force = getenv("PARAMSCOPE_ASCII");
+    if (force && *force && strcmp(force, "0"))
+        return 0;
+    const char *cs = nl_langinfo(CODESET);
+    return cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+}
+
+void ps_render_bar(char *buf, size_t size, double frac, int width, int utf8)
+{
+    static const char *const eighths[8] = {"", "\u258f", "\u258e", "\u258d", "\u258c", "\u258b", "\u258a", "\u2589"};
+    size_t len = strlen(buf);
+    if (frac < 0) frac = 0;
+    if (frac > 1) frac = 1;
+    int cells8 = (int)(frac * width * 8 + 0.5);
+    for (int i = 0; i < cells8 / 8 && len + 4 < size; i++) {
+        const char *s = utf8 ? "\u2588" : "#";
+        memcpy(buf + len, s, strlen(s) + 1);
+        len += strlen(s);
+    }
+    if (cells8 % 8 && len + 4 < size) {
+        const char *s = utf8 ? eighths[cells8 % 8] : (cells8 % 8 >= 4 ? "+" : "");
+        memcpy(buf + len, s, strlen(s) + 1);
+    }
+}
+
+char *ps_join_args(int argc, char **argv, int from)
+{
+    size_t n = 1;
+    for (int i = from; i < argc; i++)
+        n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (int i = from; i < argc; i++) {
+        if (i > from)
+            strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+void ps_print_prediction(FILE *out, const ps_prediction *p, const ps_tokenizer *tok,
+                         const float *baseline, int utf8)
+{
+    fputs("tokens:", out);
+    for (int i = 0; i < p->tokens.n; i++)
+        fprintf(out, p->tokens.unknown[i] ? " [%s]?" : " %s", p->tokens.pieces[i]);
+    fputc('\n', out);
+    if (p->tokens.n_unknown)
+        fprintf(out, "  (%d unknown word%s, read as <unk>)\n", p->tokens.n_unknown,
+                p->tokens.n_unknown == 1 ? "" : "s");
+    if (p->first)
+        fprintf(out, "  (the prompt is longer than the model's context: only its last %d tokens are used)\n",
+                p->n_used);
+    int wtok = 4;
+    for (int i = 0; i < p->k; i++) {
+        int w = (int)strlen(ps_tokenizer_token(tok, p->top[i]));
+        wtok = w > wtok ? w : wtok;
+    }
+    wtok = wtok > 20 ? 20 : wtok;
+    fprintf(out, "next token, temperature %g, entropy %.2f nats:\n", (double)p->temperature, p->entropy);
+    double top = p->k ? p->top_prob[0] : 1.0;
+    for (int i = 0; i < p->k; i++) {
+        char bar[256] = "";
+        ps_render_bar(bar, sizeof bar, top > 0 ? p->top_prob[i] / top : 0, 30, utf8);
+        /* pad by display cells, not bytes */
+        int cells = (int)(p->top_prob[i] / (top > 0 ? top : 1) * 30 * 8 + 0.5);
+        int shown = cells / 8 + (cells % 8 && (utf8 || cells % 8 >= 4) ? 1 : 0);
+        fprintf(out, "  %-*s %s%*s %6.2f%%", wtok, ps_tokenizer_token(tok, p->top[i]), bar,
+                31 - shown, "", 100.0 * p->top_prob[i]);
+        if (baseline) {
+            double d = 100.0 * (p->top_prob[i] - baseline[p->top[i]]);
+            if (d >= 0.005)
+                fprintf(out, "  +%.2f", d);
+            else if (d <= -0.005)
+                fprintf(out, "  -%.2f", -d);
+            else
+                fputs("   =", out);
+        }
+        fputc('\n', out);
+    }
+}
+
+#include <jansson.h>
+
+char *ps_prediction_json(const ps_prediction *p, const ps_tokenizer *tok, const char *prompt)
+{
+    json_t *o = json_object(), *toks = json_array(), *ids = json_array(), *unk = json_array(), *top = json_array();
+    for (int i = 0; i < p->tokens.n; i++) {
+        json_array_append_new(toks, json_string(p->tokens.pieces[i]));
+        json_array_append_new(ids, json_integer(p->tokens.ids[i]));
+        json_array_append_new(unk, json_boolean(p->tokens.unknown[i]));
+    }
+    for (int i = 0; i < p->k; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "id", json_integer(p->top[i]));
+        json_object_set_new(e, "token", json_string(ps_tokenizer_token(tok, p->top[i])));
+        json_object_set_new(e, "prob", json_real(p->top_prob[i]));
+        json_object_set_new(e, "logit", json_real(p->top_logit[i]));
+        json_array_append_new(top, e);
+    }
+    json_object_set_new(o, "prompt", json_string(prompt));
+    json_object_set_new(o, "tokens", toks);
+    json_object_set_new(o, "ids", ids);
+    json_object_set_new(o, "unknown", unk);
+    json_object_set_new(o, "truncated", json_integer(p->first));
+    json_object_set_new(o, "temperature", json_real(p->temperature));
+    json_object_set_new(o, "entropy", json_real(p->entropy));
+    json_object_set_new(o, "top", top);
+    char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    return s;
+}
