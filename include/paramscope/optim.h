@@ -11,11 +11,15 @@
 #include "paramscope/error.h"
 #include "paramscope/model.h"
 
+/* With g' = g + weight_decay * w for decayed tensors (L2), g' = g otherwise,
+ * t = step + 1, mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t): */
 typedef enum ps_optim_kind {
-    PS_OPTIM_KIND_SGD,        /* w -= lr g */
-    PS_OPTIM_KIND_MOMENTUM,   /* m = beta1 m + g; w -= lr m */
-    PS_OPTIM_KIND_ADAM,       /* Adam; weight_decay added to the gradient (L2) */
-    PS_OPTIM_KIND_ADAMW,      /* Adam with decoupled weight decay */
+    PS_OPTIM_KIND_SGD,        /* w -= lr g' */
+    PS_OPTIM_KIND_MOMENTUM,   /* m = beta1 m + g'; w -= lr m */
+    PS_OPTIM_KIND_ADAM,       /* m = beta1 m + (1-beta1) g'; v likewise with g'^2
+                                 and beta2; w -= lr mhat / (sqrt(vhat) + eps) */
+    PS_OPTIM_KIND_ADAMW,      /* Adam on g (not g'), then decoupled decay:
+                                 w -= lr (mhat / (sqrt(vhat) + eps) + wd w) */
 } ps_optim_kind;
 
 typedef struct ps_optim_config {
@@ -32,7 +36,8 @@ typedef struct ps_optim_config {
  * for AdamW). */
 ps_optim_config ps_optim_defaults(ps_optim_kind kind);
 
-/* "sgd", "momentum", "adam", "adamw" <-> kind.  Returns -1 for unknown names. */
+/* "sgd", "momentum", "adam", "adamw" <-> kind (exact, lower case).  The
+ * parser returns -1 for unknown names; the namer "unknown" for bad kinds. */
 const char *ps_optim_kind_name(ps_optim_kind kind);
 int ps_optim_kind_parse(const char *name);
 
@@ -44,11 +49,17 @@ typedef struct ps_optim {
     long step;                /* updates applied so far */
 } ps_optim;
 
+/* An optimizer for arenas of n floats with zeroed moments and step 0.  Checks
+ * the configuration: beta1 in [0, 1) (except SGD), beta2 in [0, 1) and eps > 0
+ * (Adam kinds), weight_decay >= 0.  *out is owned by the caller; NULL on
+ * failure.  ps_optim_free(NULL) does nothing. */
 int ps_optim_init(ps_optim **out, const ps_optim_config *cfg, size_t n,
                   ps_error *err);
 void ps_optim_free(ps_optim *o);
 
-/* Whether parameter p is decayed under cfg. */
+/* Whether parameter p is decayed under cfg: always with decay_all, otherwise
+ * unless it is a bias or LayerNorm parameter (is_bias) or an embedding.  The
+ * step skips the decay altogether when weight_decay is 0. */
 int ps_optim_decays(const ps_optim_config *cfg, const ps_param *p);
 
 /* Per-tensor figures of one update, for the trainer and the interface. */
@@ -58,9 +69,12 @@ typedef struct ps_update_stats {
 } ps_update_stats;
 
 /* One update of every parameter in params[0..n_params) (values at p->data,
- * gradients at grad + p->offset) with learning rate lr.  If delta is not NULL
- * ([n] arena layout) it receives new - old for every value; if stats is not
- * NULL ([n_params]) it receives per-tensor sums.  Increments o->step. */
+ * gradients at grad + p->offset, offset + numel <= o->n) with learning rate
+ * lr.  If delta is not NULL ([n] arena layout) it receives new - old, computed
+ * in float from the two stored values, for every value of those parameters
+ * (the rest of delta is left alone); if stats is not NULL ([n_params]) it
+ * receives per-tensor sums.  Increments o->step.  One pass over memory per
+ * tensor; the stats cost no extra pass, the delta one extra write. */
 void ps_optim_step(ps_optim *o, const ps_param *params, int n_params,
                    const float *grad, float lr, float *delta,
                    ps_update_stats *stats);
@@ -69,7 +83,8 @@ void ps_optim_step(ps_optim *o, const ps_param *params, int n_params,
 double ps_grad_norm(const float *g, size_t n);
 
 /* If max_norm > 0 and the global norm exceeds it, scales g by max_norm/norm.
- * Returns the norm before clipping (NaN or Inf if g holds one). */
+ * Returns the norm before clipping (NaN or Inf if g holds one; g is then left
+ * untouched, and the caller decides whether to skip the step). */
 double ps_grad_clip(float *g, size_t n, double max_norm);
 
 /* ---- schedules ---- */
@@ -90,13 +105,16 @@ typedef struct ps_schedule {
     float gamma;              /* step decay: factor per drop */
 } ps_schedule;
 
+/* "constant", "cosine", "step" <-> kind, as for the optimizers. */
 const char *ps_sched_kind_name(ps_sched_kind kind);
 int ps_sched_kind_parse(const char *name);
 
 /* Learning rate for 0-based step `step`.  Warmup: lr * (step + 1) / warmup for
  * step < warmup.  Cosine after warmup: min_lr + (lr - min_lr) * (1 + cos(pi *
  * progress)) / 2 with progress = (step - warmup) / (total - warmup) clamped to
- * [0, 1].  Step: lr * gamma^floor((step - warmup) / step_size). */
+ * [0, 1] (1 when total <= warmup).  Step: lr * gamma^floor((step - warmup) /
+ * step_size), plain lr when step_size <= 0.  Computed in double; a negative
+ * step counts as 0. */
 float ps_schedule_lr(const ps_schedule *s, long step);
 
 #endif

@@ -15,14 +15,20 @@ typedef struct ps_stats {
     size_t n_nonfinite;       /* NaN and Inf are counted here and left out */
 } ps_stats;
 
-/* Accumulates in double. */
+/* Statistics of the finite values of the view, accumulated in double (two
+ * passes).  count and every figure cover the finite values only; NaN and Inf
+ * are counted in n_nonfinite.  With no finite value, count is 0 and every
+ * figure is 0.  ld >= cols unless rows <= 1. */
 void ps_stats_compute(ps_stats *st, const float *x, size_t rows, size_t cols,
                       size_t ld);
 
 /* counts[bins] of values in [lo, hi] split into equal bins (hi goes in the
  * last bin; values outside and non-finite values are not counted).  If lo >=
- * hi, lo and hi are taken from the data's min and max.  Returns the number of
- * values counted; *lo_out and *hi_out receive the range used (may be NULL). */
+ * hi (or either is not finite), lo and hi are taken from the data's finite
+ * min and max; when all those values are equal the range is [v, v] and they
+ * all go in the last bin; with no finite value it is [0, 0].  Returns the
+ * number of values counted; *lo_out and *hi_out receive the range used (each
+ * may be NULL).  counts is zeroed first. */
 size_t ps_histogram(const float *x, size_t rows, size_t cols, size_t ld,
                     int bins, double lo, double hi, size_t *counts,
                     double *lo_out, double *hi_out);
