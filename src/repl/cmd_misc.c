@@ -1,0 +1,116 @@
+/* Files and the rest: save, load, source, help, quit. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repl/repl.h"
+#include "repl/train_state.h"
+
+static int cmd_save(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    ps_meta meta = {0};
+    int rc = PS_OK;
+    for (int i = 0; i < s->lm.meta.n && !rc; i++)
+        rc = ps_meta_set(&meta, s->lm.meta.keys[i], s->lm.meta.vals[i]);
+    if (!rc && s->trainer)
+        rc = ps_train_state_to_meta(s->trainer, &meta, &out->err);
+    if (!rc)
+        rc = ps_model_save(s->lm.model, s->lm.tok, &meta, argv[0], &out->err);
+    ps_meta_free(&meta);
+    if (rc)
+        return out->err.code ? out->err.code : ps_fail(out, rc, "%s: out of memory", argv[0]);
+    fprintf(out->f, "saved %s (%zu parameters)\n", argv[0], s->lm.model->n_floats);
+    return PS_OK;
+}
+
+static int cmd_load(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    int rc = ps_session_load(s, argv[0], &out->err);
+    if (rc)
+        return rc;
+    const ps_config *c = &s->lm.model->cfg;
+    fprintf(out->f, "loaded %s: %d layers, %d heads, n_embd %d, vocabulary %d, %zu parameters\n", argv[0],
+            c->n_layer, c->n_head, c->n_embd, c->vocab_size, s->lm.model->n_floats);
+    return PS_OK;
+}
+
+static int cmd_source(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    if (s->depth >= 16)
+        return ps_fail(out, PS_ERR_RANGE, "source %s: nested 16 deep; is a file sourcing itself?", argv[0]);
+    FILE *f = fopen(argv[0], "r");
+    if (!f)
+        return ps_fail(out, PS_ERR_IO, "%s: cannot open: %s", argv[0], strerror(errno));
+    ps_repl_opts o = {.bail = 0, .echo = 0};
+    s->depth++;
+    int failed = ps_repl_run_stream(s, f, argv[0], &o, out);
+    s->depth--;
+    fclose(f);
+    if (failed)
+        return ps_fail(out, PS_ERR_INVALID, "%s: %d command%s failed", argv[0], failed, failed == 1 ? "" : "s");
+    return PS_OK;
+}
+
+typedef struct help_ctx { FILE *f; const char *group; } help_ctx;
+
+static void help_visit(const ps_command *c, void *p)
+{
+    help_ctx *h = p;
+    if (!h->group || strcmp(h->group, c->group)) {
+        h->group = c->group;
+        fprintf(h->f, "\n%s\n", c->group);
+    }
+    char head[96];
+    snprintf(head, sizeof head, "%s%s%s", c->name, *c->args ? " " : "", c->args);
+    fprintf(h->f, "  %-28s %s\n", head, c->summary);
+}
+
+static int cmd_help(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    if (argc == 0) {
+        fputs("Commands (help COMMAND for more).  A line that is just an ADDR shows it;\n"
+              "ADDR = VALUE sets it.  ADDR is a tensor, view, element or slice:\n"
+              "h.0.attn.c_attn.weight, h.0.attn.c_attn.weight[3,17], wte[\"sky\"],\n"
+              "h.0.attn.q[2], h.1.mlp.neuron[5] (see docs/addresses.md).\n", out->f);
+        help_ctx h = {out->f, NULL};
+        ps_commands_each(help_visit, &h);
+        return PS_OK;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "%s%s%s", argv[0], argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+    const ps_command *c = ps_command_find(name);
+    if (!c && argc > 1)
+        c = ps_command_find(argv[0]);
+    if (!c) {
+        char sug[256];
+        ps_command_suggest(argv[0], sug, sizeof sug);
+        return ps_fail(out, PS_ERR_NOT_FOUND, "no command '%s'%s%s%s", name, sug[0] ? "; did you mean " : "", sug,
+                       sug[0] ? "?" : "");
+    }
+    fprintf(out->f, "%s%s%s\n  %s\n\n%s", c->name, *c->args ? " " : "", c->args, c->summary, c->help);
+    return PS_OK;
+}
+
+static int cmd_quit(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    s->quit = 1;
+    return PS_OK;
+}
+
+const ps_command ps_cmds_misc[] = {
+    {"save", "FILE", "save the model as it is now (atomically)",
+     "Writes the parameters, the vocabulary and the metadata to FILE through a\n"
+     "temporary file in the same folder, so a failure leaves any old FILE intact.\n",
+     "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_save},
+    {"load", "FILE", "open another model file (the current one is kept if it fails)", "",
+     "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_load},
+    {"source", "FILE", "run the commands in FILE", "Errors are reported as FILE:LINE: message.\n",
+     "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_source},
+    {"help", "[COMMAND]", "list the commands, or explain one", "",
+     "Files and the rest", PS_COMPLETE_COMMAND, 0, 2, 0, cmd_help},
+    {"quit", "", "leave paramscope (also: exit, Ctrl-D)", "",
+     "Files and the rest", PS_COMPLETE_NONE, 0, 0, 0, cmd_quit},
+    {"exit", "", "leave paramscope", "",
+     "Files and the rest", PS_COMPLETE_NONE, 0, 0, 0, cmd_quit},
+    {0},
+};

@@ -1,0 +1,389 @@
+/* Training from the prompt: one phase, one step, or a run, with what each
+ * phase did printed so that people can follow learning as it happens. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repl/command.h"
+
+static int ensure_trainer(ps_session *s, ps_out *out)
+{
+    return ps_session_trainer(s, &out->err);
+}
+
+/* Indices of the k largest values, largest first. */
+static int top_indices(const double *v, int n, int k, int *idx)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int at = m < k ? m : k;
+        while (at > 0 && v[i] > v[idx[at - 1]])
+            at--;
+        if (at >= k)
+            continue;
+        for (int j = (m < k ? m : k - 1); j > at; j--)
+            idx[j] = idx[j - 1];
+        idx[at] = i;
+        if (m < k)
+            m++;
+    }
+    return m;
+}
+
+static void print_phase(ps_session *s, ps_phase ph, FILE *f)
+{
+    ps_trainer *t = s->trainer;
+    ps_model *m = s->lm.model;
+    int BT = t->cfg.batch * t->cfg.seq;
+    int idx[5];
+    switch (ph) {
+    case PS_PHASE_FORWARD: {
+        fprintf(f, "forward: %d sequences of %d tokens through %d layers (%.1f ms)\n", t->cfg.batch,
+                t->cfg.seq, m->cfg.n_layer, t->phase_ms[ph]);
+        char *txt = ps_tokenizer_decode(s->lm.tok, t->inputs, t->cfg.seq < 12 ? t->cfg.seq : 12);
+        if (txt)
+            fprintf(f, "  the first sequence begins: %s ...\n", txt);
+        free(txt);
+        break;
+    }
+    case PS_PHASE_LOSS: {
+        double mean = 0;
+        float lo = 1, hi = 0;
+        for (int i = 0; i < BT; i++) {
+            mean += t->target_probs[i];
+            lo = t->target_probs[i] < lo ? t->target_probs[i] : lo;
+            hi = t->target_probs[i] > hi ? t->target_probs[i] : hi;
+        }
+        fprintf(f, "loss: %.4f (perplexity %.2f); the right next token got probability %.3f on average (min %.3g, max %.3f)\n",
+                (double)t->loss, exp(t->loss), mean / BT, (double)lo, (double)hi);
+        fputs("  first targets:", f);
+        for (int i = 0; i < 6 && i < BT; i++)
+            fprintf(f, " %s %.2f", ps_tokenizer_token(s->lm.tok, t->targets[i]), (double)t->target_probs[i]);
+        fputc('\n', f);
+        break;
+    }
+    case PS_PHASE_BACKWARD: {
+        fprintf(f, "backward: gradient norm %.4g (%.1f ms); largest per tensor:\n", t->grad_norm, t->phase_ms[ph]);
+        int k = top_indices(t->param_grad_norm, m->n_params, 5, idx);
+        for (int i = 0; i < k; i++)
+            fprintf(f, "  %-28s %.4g\n", m->params[idx[i]].name, t->param_grad_norm[idx[i]]);
+        break;
+    }
+    default: {
+        fprintf(f, "update: step %ld done with learning rate %.3g (%s); largest |update| / |weights|:\n", t->step,
+                (double)t->lr, ps_optim_kind_name(t->cfg.optim.kind));
+        int k = top_indices(t->param_update_ratio, m->n_params, 5, idx);
+        for (int i = 0; i < k; i++)
+            fprintf(f, "  %-28s %.3g\n", m->params[idx[i]].name, t->param_update_ratio[idx[i]]);
+        break;
+    }
+    }
+}
+
+static int cmd_train_phase(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    int rc = ensure_trainer(s, out);
+    if (rc)
+        return rc;
+    ps_phase ran;
+    rc = ps_trainer_phase(s->trainer, &ran, &out->err);
+    if (rc == PS_ERR_NUMERIC) {
+        fprintf(out->f, "%s\n", out->err.msg);
+        return PS_OK;
+    }
+    if (rc)
+        return rc;
+    print_phase(s, ran, out->f);
+    if (ran == PS_PHASE_UPDATE)
+        ps_session_params_changed(s);
+    fprintf(out->f, "next phase: %s\n", ps_phase_name(s->trainer->next));
+    return PS_OK;
+}
+
+static int after_step(ps_session *s, ps_out *out)
+{
+    ps_trainer *t = s->trainer;
+    fprintf(out->f, "step %ld: loss %.4f, gradient norm %.3g, lr %.3g", t->step, (double)t->loss,
+            t->grad_norm, (double)t->lr);
+    if (s->eval_every > 0 && t->step % s->eval_every == 0 && t->n_tokens > t->n_train) {
+        float v;
+        int rc = ps_trainer_eval(t, 8, &v, &out->err);
+        if (rc) {
+            fputc('\n', out->f);
+            return rc;
+        }
+        fprintf(out->f, ", validation %.4f", (double)v);
+    }
+    fputc('\n', out->f);
+    return PS_OK;
+}
+
+static int run_steps(ps_session *s, long n, ps_out *out)
+{
+    int rc = ensure_trainer(s, out);
+    if (rc)
+        return rc;
+    ps_trainer *t = s->trainer;
+    if (t->next != PS_PHASE_FORWARD) {
+        /* finish the step that `train phase` began */
+        rc = ps_trainer_step(t, &out->err);
+        ps_session_params_changed(s);
+        if (rc && rc != PS_ERR_NUMERIC)
+            return rc;
+        if (!rc && (rc = after_step(s, out)))
+            return rc;
+        n--;
+    }
+    for (long i = 0; (n < 0 || i < n) && !s->interrupt; i++) {
+        rc = ps_trainer_step(t, &out->err);
+        ps_session_params_changed(s);
+        if (rc == PS_ERR_NUMERIC) {
+            fprintf(out->f, "%s\n", out->err.msg);
+            continue;
+        }
+        if (rc)
+            return rc;
+        if ((rc = after_step(s, out)))
+            return rc;
+        fflush(out->f);
+    }
+    if (s->interrupt)
+        fprintf(out->f, "stopped after step %ld\n", t->step);
+    return PS_OK;
+}
+
+static int cmd_train_step(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    long n = 1;
+    if (argc && ps_parse_long(argv[0], "train step", 1, 1000000, &n, out))
+        return out->err.code;
+    return run_steps(s, n, out);
+}
+
+static int cmd_train_run(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    fprintf(out->f, "training until stopped (Ctrl-C)\n");
+    return run_steps(s, -1, out);
+}
+
+static int cmd_train_data(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    if (argc == 0) {
+        fprintf(out->f, "training data: %s (%zu tokens)\n", s->data_path ? s->data_path : "the bundled corpus",
+                s->corpus ? s->corpus->n : (size_t)0);
+        return PS_OK;
+    }
+    ps_corpus *c = NULL;
+    int rc = ps_corpus_load(&c, argv[0], s->lm.tok, &out->err);
+    if (rc)
+        return rc;
+    char *path = strdup(argv[0]);
+    if (!path) {
+        ps_corpus_free(c);
+        return ps_fail(out, PS_ERR_NOMEM, "out of memory");
+    }
+    ps_trainer *t = NULL;
+    if (s->trainer) {
+        /* the trainer points into the corpus: make a new one on the new data */
+        rc = ps_trainer_init(&t, s->lm.model, c->ids, c->n, &s->trainer->cfg, &out->err);
+        if (rc) {
+            ps_corpus_free(c);
+            free(path);
+            return rc;
+        }
+        t->step = s->trainer->step;
+        ps_trainer_free(s->trainer);
+        s->trainer = t;
+    }
+    ps_corpus_free(s->corpus);
+    free(s->data_path);
+    s->corpus = c;
+    s->data_path = path;
+    fprintf(out->f, "training data: %s, %zu tokens (%zu unknown words)\n", path, c->n, c->n_unknown);
+    return PS_OK;
+}
+
+/* ---- training settings ---- */
+
+static void print_train_settings(const ps_session *s, FILE *f)
+{
+    const ps_train_config *c = s->trainer ? &s->trainer->cfg : &s->tcfg;
+    fprintf(f, "optimizer     %s (beta1 %g, beta2 %g, eps %g)\n", ps_optim_kind_name(c->optim.kind),
+            (double)c->optim.beta1, (double)c->optim.beta2, (double)c->optim.eps);
+    fprintf(f, "lr            %g\n", (double)c->sched.lr);
+    fprintf(f, "schedule      %s (warmup %d, decay-steps %ld, min-lr %g)\n", ps_sched_kind_name(c->sched.kind),
+            c->sched.warmup, c->sched.total, (double)c->sched.min_lr);
+    fprintf(f, "batch         %d\n", c->batch);
+    fprintf(f, "seq           %d\n", c->seq);
+    fprintf(f, "weight-decay  %g\n", (double)c->optim.weight_decay);
+    fprintf(f, "clip          %g\n", (double)c->clip);
+    fprintf(f, "eval-every    %ld\n", s->eval_every);
+    fprintf(f, "seed          %llu\n", (unsigned long long)c->seed);
+}
+
+static int cmd_train_set(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    if (argc == 0) {
+        print_train_settings(s, out->f);
+        return PS_OK;
+    }
+    if (argc != 2)
+        return ps_fail(out, PS_ERR_INVALID, "usage: train set [NAME VALUE]");
+    ps_train_config c = s->trainer ? s->trainer->cfg : s->tcfg;
+    const char *name = argv[0], *val = argv[1];
+    double d = 0;
+    long l = 0;
+    int numeric = strcmp(name, "optimizer") && strcmp(name, "schedule");
+    if (numeric && ps_parse_double(val, name, &d, out))
+        return out->err.code;
+    if (!strcmp(name, "optimizer")) {
+        int k = ps_optim_kind_parse(val);
+        if (k < 0)
+            return ps_fail(out, PS_ERR_INVALID, "optimizer: unknown '%s' (sgd, momentum, adam, adamw)", val);
+        float wd = c.optim.weight_decay;
+        c.optim = ps_optim_defaults((ps_optim_kind)k);
+        if (k == PS_OPTIM_KIND_ADAM || k == PS_OPTIM_KIND_ADAMW)
+            c.optim.weight_decay = wd;
+    } else if (!strcmp(name, "schedule")) {
+        int k = ps_sched_kind_parse(val);
+        if (k < 0)
+            return ps_fail(out, PS_ERR_INVALID, "schedule: unknown '%s' (constant, cosine, step)", val);
+        c.sched.kind = (ps_sched_kind)k;
+    } else if (!strcmp(name, "lr")) {
+        if (!(d > 0 && d <= 10)) return ps_fail(out, PS_ERR_RANGE, "lr: %g is not in (0, 10]", d);
+        c.sched.lr = (float)d;
+    } else if (!strcmp(name, "min-lr")) {
+        if (!(d >= 0 && d <= 10)) return ps_fail(out, PS_ERR_RANGE, "min-lr: %g is not in [0, 10]", d);
+        c.sched.min_lr = (float)d;
+    } else if (!strcmp(name, "warmup") || !strcmp(name, "decay-steps") || !strcmp(name, "batch") ||
+               !strcmp(name, "seq") || !strcmp(name, "eval-every") || !strcmp(name, "seed")) {
+        if (d != floor(d) || d < 0 || d > 1e9)
+            return ps_fail(out, PS_ERR_INVALID, "%s: '%s' is not a whole number >= 0", name, val);
+        l = (long)d;
+        if (!strcmp(name, "warmup")) c.sched.warmup = (int)l;
+        else if (!strcmp(name, "decay-steps")) c.sched.total = l;
+        else if (!strcmp(name, "batch")) c.batch = (int)l;
+        else if (!strcmp(name, "seq")) c.seq = (int)l;
+        else if (!strcmp(name, "seed")) {
+            if (s->trainer)
+                return ps_fail(out, PS_ERR_STATE, "seed: training has started; the batch seed is set before the first step");
+            c.seed = (uint64_t)l;
+        } else {
+            s->eval_every = l;
+            fprintf(out->f, "eval-every = %ld\n", l);
+            return PS_OK;
+        }
+    } else if (!strcmp(name, "weight-decay")) {
+        if (!(d >= 0 && d <= 10)) return ps_fail(out, PS_ERR_RANGE, "weight-decay: %g is not in [0, 10]", d);
+        c.optim.weight_decay = (float)d;
+    } else if (!strcmp(name, "clip")) {
+        if (!(d >= 0)) return ps_fail(out, PS_ERR_RANGE, "clip: %g is negative (0 turns clipping off)", d);
+        c.clip = (float)d;
+    } else {
+        return ps_fail(out, PS_ERR_NOT_FOUND,
+                       "no training setting '%s' (optimizer, lr, schedule, warmup, decay-steps, min-lr, batch, seq, weight-decay, clip, eval-every, seed)",
+                       name);
+    }
+    if (s->trainer) {
+        int rc = 0;
+        if (c.batch != s->trainer->cfg.batch || c.seq != s->trainer->cfg.seq)
+            rc = ps_trainer_set_shape(s->trainer, c.batch, c.seq, &out->err);
+        if (!rc && memcmp(&c.optim, &s->trainer->cfg.optim, sizeof c.optim))
+            rc = ps_trainer_set_optim(s->trainer, &c.optim, &out->err);
+        if (rc)
+            return rc;
+        s->trainer->cfg.sched = c.sched;
+        s->trainer->cfg.clip = c.clip;
+    } else {
+        if (c.batch < 1 || c.batch > 4096)
+            return ps_fail(out, PS_ERR_RANGE, "batch: %d is not in [1, 4096]", c.batch);
+        if (c.seq < 1 || c.seq > s->lm.model->cfg.n_ctx)
+            return ps_fail(out, PS_ERR_RANGE, "seq: %d is not in [1, n_ctx %d]", c.seq, s->lm.model->cfg.n_ctx);
+        s->tcfg = c;
+    }
+    fprintf(out->f, "%s = %s\n", name, val);
+    return PS_OK;
+}
+
+/* ---- loss history ---- */
+
+static void chart(FILE *f, const ps_point *pts, size_t n, const char *label, int utf8)
+{
+    if (n == 0)
+        return;
+    float lo = pts[0].value, hi = pts[0].value;
+    for (size_t i = 0; i < n; i++) {
+        lo = pts[i].value < lo ? pts[i].value : lo;
+        hi = pts[i].value > hi ? pts[i].value : hi;
+    }
+    fprintf(f, "%s loss, %zu points, from %.4f to %.4f (min %.4f):\n", label, n, (double)pts[0].value,
+            (double)pts[n - 1].value, (double)lo);
+    /* at most 16 rows, each the mean of its share of points, as a bar */
+    size_t rows = n < 16 ? n : 16;
+    for (size_t r = 0; r < rows; r++) {
+        size_t a = r * n / rows, b = (r + 1) * n / rows;
+        double v = 0;
+        for (size_t i = a; i < b; i++)
+            v += pts[i].value;
+        v /= (double)(b - a);
+        char bar[256] = "";
+        ps_render_bar(bar, sizeof bar, hi > 0 ? v / hi : 0, 40, utf8);
+        fprintf(f, "  step %6ld  %7.4f %s\n", pts[b - 1].step, v, bar);
+    }
+}
+
+static int cmd_loss(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    if (!s->trainer || s->trainer->n_train_hist == 0)
+        return ps_fail(out, PS_ERR_STATE, "no training yet: `train step` or `train run` first");
+    chart(out->f, s->trainer->train_hist, s->trainer->n_train_hist, "training", out->utf8);
+    chart(out->f, s->trainer->val_hist, s->trainer->n_val_hist, "validation", out->utf8);
+    return PS_OK;
+}
+
+static int cmd_eval(ps_session *s, int argc, char **argv, ps_out *out)
+{
+    int rc = ensure_trainer(s, out);
+    if (rc)
+        return rc;
+    float v;
+    rc = ps_trainer_eval(s->trainer, 0, &v, &out->err);
+    if (rc)
+        return rc;
+    fprintf(out->f, "validation loss %.4f (perplexity %.2f) over %zu held-out tokens, at step %ld\n", (double)v,
+            exp(v), s->trainer->n_tokens - s->trainer->n_train, s->trainer->step);
+    return PS_OK;
+}
+
+const ps_command ps_cmds_train[] = {
+    {"train data", "[FILE]", "train on FILE (default: the bundled corpus)",
+     "Reads FILE as training text with the model's tokenizer.  The last tenth is\n"
+     "held out for validation.  Without FILE, says what the data is.\n",
+     "Training", PS_COMPLETE_FILE, 0, 1, 0, cmd_train_data},
+    {"train set", "[NAME VALUE]", "show or change the training settings",
+     "Without arguments, lists them.  NAME is one of: optimizer (sgd, momentum,\n"
+     "adam, adamw), lr, schedule (constant, cosine, step), warmup, decay-steps,\n"
+     "min-lr, batch, seq, weight-decay, clip, eval-every, seed.\n",
+     "Training", PS_COMPLETE_TRAIN, 0, 2, 0, cmd_train_set},
+    {"train phase", "", "run the next phase of a step: forward, loss, backward or update",
+     "A training step is four phases.  forward runs the batch through the model;\n"
+     "loss compares its predictions with the right next tokens; backward computes\n"
+     "every parameter's gradient; update changes the parameters.  Each call runs\n"
+     "one and prints what it did.  After backward, `grad ADDR` shows gradients;\n"
+     "after update, `update ADDR` shows the change.\n",
+     "Training", PS_COMPLETE_NONE, 0, 0, PS_CMD_EDITS, cmd_train_phase},
+    {"train step", "[N]", "run N whole training steps (default 1), printing each loss",
+     "Finishes a step begun with `train phase`, then runs whole steps.  Ctrl-C\n"
+     "stops between steps.  Training forgets the undo history (the values it\n"
+     "changed are no longer the edits'); `reset` still returns to the file.\n",
+     "Training", PS_COMPLETE_NONE, 0, 1, PS_CMD_EDITS, cmd_train_step},
+    {"train run", "", "train until stopped (Ctrl-C)",
+     "Runs steps until Ctrl-C, printing each loss and, every eval-every steps,\n"
+     "the validation loss.\n",
+     "Training", PS_COMPLETE_NONE, 0, 0, PS_CMD_EDITS, cmd_train_run},
+    {"loss", "", "training and validation loss so far, as a small chart", "",
+     "Training", PS_COMPLETE_NONE, 0, 0, 0, cmd_loss},
+    {"eval", "", "validation loss on the held-out data, now", "",
+     "Training", PS_COMPLETE_NONE, 0, 0, 0, cmd_eval},
+    {0},
+};
