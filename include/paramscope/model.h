@@ -2,7 +2,7 @@
  *
  * Layout and names follow GPT-2's checkpoints (Conv1D: a weight is [in, out] and
  * y = x W + b).  Every parameter lives in one arena of floats, described by a
- * table of (name, shape, offset).  Gradients and optimizer moments are arenas of
+ * table of (name, shape, offset); params[i].data == w + params[i].offset.  Gradients and optimizer moments are arenas of
  * the same layout: a parameter's gradient is grad + param->offset.
  *
  * Activations are allocated by ps_model_reserve() for a (batch, sequence) size;
@@ -91,7 +91,10 @@ typedef struct ps_model {
     ps_config cfg;
     int n_params;             /* entries in params */
     ps_param *params;         /* [n_params], owned */
-    size_t n_floats;          /* total parameter count */
+    size_t n_floats;          /* floats in the arena (and in grad, m, v) */
+    size_t n_values;          /* parameters: the sum of every tensor's numel;
+                                 equal to n_floats unless the arena is a mapped
+                                 file's data area with other tensors between */
     float *w;                 /* [n_floats] the parameters, owned unless w_borrowed */
     int w_borrowed;           /* w belongs to someone else (a mapping) */
     void (*w_release)(void *ctx); /* called by ps_model_free when borrowed */
@@ -124,6 +127,14 @@ int ps_model_init(ps_model **out, const ps_config *cfg, ps_error *err);
  * ([n_floats] in the standard layout); `release(ctx)` is called on free. */
 int ps_model_init_borrowed(ps_model **out, const ps_config *cfg, float *w,
                            void (*release)(void *), void *ctx, ps_error *err);
+
+/* Like ps_model_init_borrowed, for an arena of n_floats in which parameter i
+ * starts at offsets[i] (in floats, table order) rather than densely: a
+ * file's data area mapped privately, so that editing copies only the pages
+ * touched.  Fails if a parameter does not fit inside the arena. */
+int ps_model_init_mapped(ps_model **out, const ps_config *cfg, float *w, size_t n_floats,
+                         const size_t *offsets, void (*release)(void *), void *ctx,
+                         ps_error *err);
 
 void ps_model_free(ps_model *m);
 

@@ -130,8 +130,8 @@ static float *alloc_floats(size_t n)
     return p;
 }
 
-static int model_alloc(ps_model **out, const ps_config *cfg, float *w,
-                       ps_error *err)
+static int model_alloc(ps_model **out, const ps_config *cfg, float *w, size_t n_floats,
+                       const size_t *offsets, ps_error *err)
 {
     *out = NULL;
     int rc = ps_config_check(cfg, err);
@@ -146,6 +146,20 @@ static int model_alloc(ps_model **out, const ps_config *cfg, float *w,
     if (!m->params || !m->blocks)
         goto nomem;
     build_table(m);
+    m->n_values = m->n_floats;
+    if (offsets) {
+        /* a mapped file: the arena is its data area, with holes where the file
+         * keeps other tensors; check that every parameter lies inside it */
+        for (int i = 0; i < m->n_params; i++) {
+            ps_param *p = &m->params[i];
+            if (offsets[i] > n_floats || p->numel > n_floats - offsets[i]) {
+                ps_model_free(m);
+                return ps_error_set(err, PS_ERR_RANGE, "tensor '%s' lies outside the mapped data", p->name);
+            }
+            p->offset = offsets[i];
+        }
+        m->n_floats = n_floats;
+    }
     if (w) {
         m->w = w;
         m->w_borrowed = 1;
@@ -166,13 +180,20 @@ nomem:
 
 int ps_model_init(ps_model **out, const ps_config *cfg, ps_error *err)
 {
-    return model_alloc(out, cfg, NULL, err);
+    return model_alloc(out, cfg, NULL, 0, NULL, err);
 }
 
 int ps_model_init_borrowed(ps_model **out, const ps_config *cfg, float *w,
                            void (*release)(void *), void *ctx, ps_error *err)
 {
-    int rc = model_alloc(out, cfg, w, err);
+    return ps_model_init_mapped(out, cfg, w, 0, NULL, release, ctx, err);
+}
+
+int ps_model_init_mapped(ps_model **out, const ps_config *cfg, float *w, size_t n_floats,
+                         const size_t *offsets, void (*release)(void *), void *ctx,
+                         ps_error *err)
+{
+    int rc = model_alloc(out, cfg, w, n_floats, offsets, err);
     if (rc == PS_OK) {
         (*out)->w_release = release;
         (*out)->w_release_ctx = ctx;
