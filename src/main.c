@@ -9,6 +9,7 @@
 #include "paramscope/blas.h"
 #include "repl/repl.h"
 #include "repl/subcommands.h"
+#include "ui/explorer.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -65,11 +66,11 @@ static int terminal_width(void)
 static int run_session(int argc, char **argv)
 {
     const char *model = NULL, *script = NULL;
-    int batch = 0, bail = 0;
+    int batch = 0, bail = 0, plain = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--plain")) {
-            /* the explorer does not exist yet: the line interface is all there is */
+            plain = 1;
         } else if (!strcmp(a, "--batch")) {
             batch = 1;
         } else if (!strcmp(a, "--bail")) {
@@ -123,6 +124,13 @@ static int run_session(int argc, char **argv)
         if (failed < 0 || batch || s.quit) {
             ps_session_close(&s);
             return status;
+        }
+    }
+    if (!plain && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+        int rc = ps_ui_run(&s);
+        if (rc >= 0) {
+            ps_session_close(&s);
+            return rc;
         }
     }
     if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
