@@ -31,6 +31,7 @@ static const char usage[] =
     "  train      train a model on a text file (or resume a run)\n"
     "  eval       loss and perplexity of a model on a text file\n"
     "  bench      measure training speed against this machine's sgemm ceiling\n"
+    "  commands   list the command language (--markdown: docs/commands.md)\n"
     "\n"
     "\n"
     "Without a COMMAND, paramscope opens the model (default: the bundled one) and\n"
@@ -162,6 +163,7 @@ static const subcommand subcommands[] = {
     {"train", ps_cmd_train},
     {"eval", ps_cmd_eval},
     {"bench", ps_cmd_bench},
+    {"commands", ps_cmd_commands},
 };
 
 int main(int argc, char **argv)

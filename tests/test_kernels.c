@@ -386,6 +386,20 @@ static void test_softmax_crossentropy(void **state)
     ps_crossentropy_forward(losses, lo, &t1, 1, 3);
     assert_true(fabsf(losses[0] - 100.0f) < 1e-3f);
 
+    /* the fused kernel gives the same probabilities and losses */
+    float *fp = malloc(sizeof(float) * N * V), fl[4];
+    ps_softmax_crossentropy(fp, fl, logits, targets, N, V);
+    for (int i = 0; i < N; i++)
+        for (int v = 0; v < V; v++) {
+            double mx = -1e300, sm = 0;
+            for (int u = 0; u < V; u++) mx = fmax(mx, logits[i * V + u]);
+            for (int u = 0; u < V; u++) sm += exp(logits[i * V + u] - mx);
+            want[i * V + v] = exp(logits[i * V + v] - mx) / sm;
+        }
+    expect_close(fp, want, N * V, FWD_TOL, "fused softmax");
+    expect_close(fl, wl, N, FWD_TOL, "fused cross-entropy");
+    free(fp);
+
     float *dl = malloc(sizeof(float) * N * V);
     ps_crossentropy_softmax_backward(dl, probs, targets, 0.25f, N, V);
     /* d mean-loss / d logits = (p - onehot) / N, by finite differences */

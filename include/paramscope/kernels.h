@@ -54,6 +54,11 @@ void ps_softmax(float *probs, const float *logits, int V, float temperature);
  * logsumexp - logit so that it stays finite when the probability underflows. */
 void ps_crossentropy_forward(float *losses, const float *logits,
                              const int *targets, int N, int V);
+/* Both of the above in one pass over the logits (one exp per logit):
+ * probs[i] = softmax(logits[i]) and losses[i] = logsumexp - logit[target]. */
+void ps_softmax_crossentropy(float *probs, float *losses, const float *logits,
+                             const int *targets, int N, int V);
+
 /* dlogits[i] = (probs[i] - onehot(targets[i])) * scale (overwritten). */
 void ps_crossentropy_softmax_backward(float *dlogits, const float *probs,
                                       const int *targets, float scale,

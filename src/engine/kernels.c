@@ -281,6 +281,28 @@ void ps_crossentropy_forward(float *losses, const float *logits,
 }
 
 PS_VECTOR_CLONES
+void ps_softmax_crossentropy(float *probs, float *losses, const float *logits,
+                             const int *targets, int N, int V)
+{
+    for (int i = 0; i < N; i++) {
+        const float *l = logits + (size_t)i * V;
+        float *p = probs + (size_t)i * V;
+        float mx = l[0];
+        for (int v = 1; v < V; v++)
+            mx = l[v] > mx ? l[v] : mx;
+        float sum = 0.0f;
+        for (int v = 0; v < V; v++) {
+            p[v] = ps_expf(l[v] - mx);
+            sum += p[v];
+        }
+        float inv = 1.0f / sum;
+        for (int v = 0; v < V; v++)
+            p[v] *= inv;
+        losses[i] = logf(sum) + mx - l[targets[i]];
+    }
+}
+
+PS_VECTOR_CLONES
 void ps_crossentropy_softmax_backward(float *dlogits, const float *probs,
                                       const int *targets, float scale,
                                       int N, int V)

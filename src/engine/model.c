@@ -414,9 +414,7 @@ int ps_model_loss(ps_model *m, const int *targets, float *loss, ps_error *err)
         return rc;
     memcpy(m->targets, targets, sizeof(int) * (size_t)BT);
     ps_acts *a = &m->acts;
-    for (int i = 0; i < BT; i++)
-        ps_softmax(a->probs + (size_t)i * V, a->logits + (size_t)i * V, V, 1.0f);
-    ps_crossentropy_forward(a->losses, a->logits, targets, BT, V);
+    ps_softmax_crossentropy(a->probs, a->losses, a->logits, targets, BT, V);
     double sum = 0.0;
     for (int i = 0; i < BT; i++)
         sum += a->losses[i];

@@ -15,6 +15,7 @@ int ps_cmd_generate(int argc, char **argv);
 int ps_cmd_info(int argc, char **argv);
 int ps_cmd_eval(int argc, char **argv);
 int ps_cmd_train(int argc, char **argv);
+int ps_cmd_commands(int argc, char **argv);
 
 /* Parsing helpers shared by the subcommands: whole-string numbers in a range;
  * on failure print "paramscope CMD: OPTION: 'TEXT' is not ..." and return -1. */
