@@ -470,6 +470,65 @@ static void test_vecmath(void **state)
     assert_true(ps_tanhf(100.0f) == 1.0f && ps_tanhf(-100.0f) == -1.0f);
 }
 
+/* Sizes above the threshold at which the kernels split work over threads,
+ * with two threads: the same answers as the naive references. */
+static void test_parallel_paths(void **state)
+{
+    (void)state;
+    int keep = ps_blas_threads();
+    ps_blas_set_threads(2, NULL);
+    int n = 100003;
+    float *x = randf(n, 2), *y = malloc(sizeof(float) * n), *dy = randf(n, 1), *dx = malloc(sizeof(float) * n);
+    double *want = malloc(sizeof(double) * n);
+    ps_gelu_forward(y, x, n);
+    for (int i = 0; i < n; i++) want[i] = ref_gelu1(x[i]);
+    expect_close(y, want, n, FWD_TOL, "parallel gelu");
+    ps_gelu_backward(dx, x, dy, n);
+    for (int i = 0; i < n; i++) {
+        double a = x[i];
+        want[i] = (ref_gelu1(a + 1e-6) - ref_gelu1(a - 1e-6)) / 2e-6 * dy[i];
+    }
+    expect_close(dx, want, n, BWD_TOL, "parallel gelu backward");
+
+    int N = 300, C = 128;
+    float *w = randf(C, 1), *b = randf(C, 1), mean[300], rstd[300];
+    double *xd = to_d(x, (size_t)N * C), *wd = to_d(w, C), *bd = to_d(b, C);
+    ps_layernorm_forward(y, mean, rstd, x, w, b, N, C);
+    ref_layernorm(want, xd, wd, bd, N, C);
+    expect_close(y, want, (size_t)N * C, FWD_TOL, "parallel layernorm");
+
+    int R = 40, V = 1001, tg[40];
+    for (int i = 0; i < R; i++) tg[i] = (i * 37) % V;
+    float losses[40];
+    ps_softmax_crossentropy(y, losses, x, tg, R, V);
+    for (int i = 0; i < R; i++) {
+        double mx = -1e300, sm = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, x[i * V + v]);
+        for (int v = 0; v < V; v++) sm += exp(x[i * V + v] - mx);
+        for (int v = 0; v < V; v++) want[i * V + v] = exp(x[i * V + v] - mx) / sm;
+        if (fabs(losses[i] - (log(sm) + mx - x[i * V + tg[i]])) > 1e-5 * fmax(1.0, fabs(log(sm) + mx)))
+            fail_msg("parallel cross-entropy row %d", i);
+    }
+    expect_close(y, want, (size_t)R * V, FWD_TOL, "parallel softmax");
+    ps_crossentropy_softmax_backward(dx, y, tg, 0.5f, R, V);
+    for (int i = 0; i < R * V; i++) want[i] = 0.5 * y[i] - (i % V == tg[i / V] ? 0.5 : 0.0);
+    expect_close(dx, want, (size_t)R * V, FWD_TOL, "parallel cross-entropy backward");
+
+    /* attention over many heads: each head's output equals the serial run */
+    int B = 4, T = 16, AC = 32, NH = 8;
+    size_t nq = (size_t)B * T * 3 * AC, no = (size_t)B * T * AC, na = (size_t)B * NH * T * T;
+    float *qkv = randf(nq, 1), *o1 = malloc(sizeof(float) * no), *o2 = malloc(sizeof(float) * no);
+    float *a1 = malloc(sizeof(float) * na), *a2 = malloc(sizeof(float) * na);
+    ps_attention_forward(o1, a1, qkv, B, T, AC, NH);
+    ps_blas_set_threads(1, NULL);
+    ps_attention_forward(o2, a2, qkv, B, T, AC, NH);
+    assert_memory_equal(o1, o2, sizeof(float) * no);
+    assert_memory_equal(a1, a2, sizeof(float) * na);
+    ps_blas_set_threads(keep, NULL);
+    free(x); free(y); free(dy); free(dx); free(want); free(w); free(b); free(xd); free(wd); free(bd);
+    free(qkv); free(o1); free(o2); free(a1); free(a2);
+}
+
 int main(void)
 {
     ps_rng_seed(&rng, 1234);
@@ -483,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_softmax_crossentropy),
         cmocka_unit_test(test_encoder),
         cmocka_unit_test(test_vecmath),
+        cmocka_unit_test(test_parallel_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

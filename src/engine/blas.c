@@ -9,6 +9,7 @@
  * select skx through BLIS_ARCH_TYPE before BLIS first initialises.  A user's
  * own BLIS_ARCH_TYPE always wins. */
 #include "paramscope/blas.h"
+#include "pool.h"
 
 #include <blis.h>
 #include <pthread.h>
@@ -116,7 +117,7 @@ void ps_sgemm(int transa, int transb, int m, int n, int k, float alpha,
     if (m <= 0 || n <= 0)
         return;
     /* Below ~2 MFLOP the thread hand-off costs more than it saves. */
-    rntm_t rntm = (double)m * n * k < 1e6 ? blas_rntm_single : blas_rntm;
+    rntm_t rntm = (double)m * n * k < 1e6 || ps_in_parallel() ? blas_rntm_single : blas_rntm;
     bli_sgemm_ex(transa ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
                  transb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
                  m, n, k, &alpha,

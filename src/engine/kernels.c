@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "paramscope/blas.h"
+#include "pool.h"
 #include "vecmath.h"
 
 #define LN_EPS 1e-5f
@@ -46,8 +47,8 @@ void ps_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
 /* ---- LayerNorm ---- */
 
 PS_VECTOR_CLONES
-void ps_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                          const float *w, const float *b, int N, int C)
+static void layernorm_forward_core(float *out, float *mean, float *rstd, const float *inp,
+                                   const float *w, const float *b, int N, int C)
 {
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
@@ -105,7 +106,7 @@ void ps_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 #define GELU_A 0.044715f
 
 PS_VECTOR_CLONES
-void ps_gelu_forward(float *out, const float *inp, int n)
+static void gelu_forward_core(float *out, const float *inp, int n)
 {
     for (int i = 0; i < n; i++) {
         float x = inp[i];
@@ -115,7 +116,7 @@ void ps_gelu_forward(float *out, const float *inp, int n)
 }
 
 PS_VECTOR_CLONES
-void ps_gelu_backward(float *dinp, const float *inp, const float *dout, int n)
+static void gelu_backward_core(float *dinp, const float *inp, const float *dout, int n)
 {
     for (int i = 0; i < n; i++) {
         float x = inp[i];
@@ -130,40 +131,85 @@ void ps_gelu_backward(float *dinp, const float *inp, const float *dout, int n)
 
 /* ---- causal self-attention ---- */
 
+typedef struct attn_job {
+    float *out, *att, *dqkv, *datt;
+    const float *qkv, *dout, *att_in;
+    int B, T, C, NH;
+} attn_job;
+
+/* Heads [i0, i1) of the B x NH (sequence, head) pairs. */
+static void attention_forward_heads(void *p, int i0, int i1)
+{
+    const attn_job *j = p;
+    int T = j->T, C = j->C, NH = j->NH, hd = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = i0; i < i1; i++) {
+        int b = i / NH, h = i % NH;
+        const float *q = j->qkv + (size_t)b * T * C3 + h * hd;
+        const float *k = q + C;
+        const float *v = q + 2 * C;
+        float *a = j->att + (size_t)i * T * T;
+        /* scores[T, T] = scale * Q K^T; only the lower triangle is used */
+        ps_sgemm(0, 1, T, T, hd, scale, q, C3, k, C3, 0.0f, a, T);
+        for (int t = 0; t < T; t++) {
+            float *row = a + (size_t)t * T;
+            float mx = row[0];
+            for (int u = 1; u <= t; u++)
+                mx = row[u] > mx ? row[u] : mx;
+            float sum = 0.0f;
+            for (int u = 0; u <= t; u++) {
+                row[u] = ps_expf(row[u] - mx);
+                sum += row[u];
+            }
+            float inv = 1.0f / sum;
+            for (int u = 0; u <= t; u++)
+                row[u] *= inv;
+            for (int u = t + 1; u < T; u++)
+                row[u] = 0.0f;
+        }
+        /* out[T, hd] = att[T, T] V[T, hd] */
+        ps_sgemm(0, 0, T, hd, T, 1.0f, a, T, v, C3, 0.0f, j->out + (size_t)b * T * C + h * hd, C);
+    }
+}
+
 void ps_attention_forward(float *out, float *att, const float *qkv,
                           int B, int T, int C, int NH)
 {
-    int hd = C / NH;
+    attn_job j = {.out = out, .att = att, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
+    ps_parallel_for(B * NH, attention_forward_heads, &j);
+}
+
+static void attention_backward_heads(void *p, int i0, int i1)
+{
+    const attn_job *j = p;
+    int T = j->T, C = j->C, NH = j->NH, hd = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hd);
-    int C3 = 3 * C;
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * C3 + h * hd;
-            const float *k = q + C;
-            const float *v = q + 2 * C;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            /* scores[T, T] = scale * Q K^T; only the lower triangle is used */
-            ps_sgemm(0, 1, T, T, hd, scale, q, C3, k, C3, 0.0f, a, T);
-            for (int t = 0; t < T; t++) {
-                float *row = a + (size_t)t * T;
-                float mx = row[0];
-                for (int u = 1; u <= t; u++)
-                    mx = row[u] > mx ? row[u] : mx;
-                float sum = 0.0f;
-                for (int u = 0; u <= t; u++) {
-                    row[u] = ps_expf(row[u] - mx);
-                    sum += row[u];
-                }
-                float inv = 1.0f / sum;
-                for (int u = 0; u <= t; u++)
-                    row[u] *= inv;
-                for (int u = t + 1; u < T; u++)
-                    row[u] = 0.0f;
-            }
-            /* out[T, hd] = att[T, T] V[T, hd] */
-            ps_sgemm(0, 0, T, hd, T, 1.0f, a, T, v, C3, 0.0f,
-                     out + (size_t)b * T * C + h * hd, C);
+    for (int i = i0; i < i1; i++) {
+        int b = i / NH, h = i % NH;
+        size_t base = (size_t)b * T * C3 + h * hd;
+        const float *q = j->qkv + base, *k = q + C, *v = q + 2 * C;
+        float *dq = j->dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
+        const float *a = j->att_in + (size_t)i * T * T;
+        float *da = j->datt + (size_t)i * T * T;
+        const float *dy = j->dout + (size_t)b * T * C + h * hd;
+        /* datt = dY V^T;  dV = att^T dY */
+        ps_sgemm(0, 1, T, T, hd, 1.0f, dy, C, v, C3, 0.0f, da, T);
+        ps_sgemm(1, 0, T, hd, T, 1.0f, a, T, dy, C, 0.0f, dv, C3);
+        /* through the softmax: dS = att * (datt - sum(att * datt)), scaled */
+        for (int t = 0; t < T; t++) {
+            const float *ar = a + (size_t)t * T;
+            float *dr = da + (size_t)t * T;
+            float dot = 0.0f;
+            for (int u = 0; u <= t; u++)
+                dot += ar[u] * dr[u];
+            for (int u = 0; u <= t; u++)
+                dr[u] = ar[u] * (dr[u] - dot) * scale;
+            for (int u = t + 1; u < T; u++)
+                dr[u] = 0.0f;
         }
+        /* dQ = dS K;  dK = dS^T Q */
+        ps_sgemm(0, 0, T, hd, T, 1.0f, da, T, k, C3, 0.0f, dq, C3);
+        ps_sgemm(1, 0, T, hd, T, 1.0f, da, T, q, C3, 0.0f, dk, C3);
     }
 }
 
@@ -171,37 +217,9 @@ void ps_attention_backward(float *dqkv, float *datt, const float *dout,
                            const float *qkv, const float *att,
                            int B, int T, int C, int NH)
 {
-    int hd = C / NH;
-    float scale = 1.0f / sqrtf((float)hd);
-    int C3 = 3 * C;
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            size_t base = (size_t)b * T * C3 + h * hd;
-            const float *q = qkv + base, *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
-            const float *a = att + ((size_t)b * NH + h) * T * T;
-            float *da = datt + ((size_t)b * NH + h) * T * T;
-            const float *dy = dout + (size_t)b * T * C + h * hd;
-            /* datt = dY V^T;  dV = att^T dY */
-            ps_sgemm(0, 1, T, T, hd, 1.0f, dy, C, v, C3, 0.0f, da, T);
-            ps_sgemm(1, 0, T, hd, T, 1.0f, a, T, dy, C, 0.0f, dv, C3);
-            /* through the softmax: dS = att * (datt - sum(att * datt)), scaled */
-            for (int t = 0; t < T; t++) {
-                const float *ar = a + (size_t)t * T;
-                float *dr = da + (size_t)t * T;
-                float dot = 0.0f;
-                for (int u = 0; u <= t; u++)
-                    dot += ar[u] * dr[u];
-                for (int u = 0; u <= t; u++)
-                    dr[u] = ar[u] * (dr[u] - dot) * scale;
-                for (int u = t + 1; u < T; u++)
-                    dr[u] = 0.0f;
-            }
-            /* dQ = dS K;  dK = dS^T Q */
-            ps_sgemm(0, 0, T, hd, T, 1.0f, da, T, k, C3, 0.0f, dq, C3);
-            ps_sgemm(1, 0, T, hd, T, 1.0f, da, T, q, C3, 0.0f, dk, C3);
-        }
-    }
+    attn_job j = {.dqkv = dqkv, .datt = datt, .dout = dout, .qkv = qkv, .att_in = att,
+                  .B = B, .T = T, .C = C, .NH = NH};
+    ps_parallel_for(B * NH, attention_backward_heads, &j);
 }
 
 /* ---- embeddings, residual ---- */
@@ -281,8 +299,8 @@ void ps_crossentropy_forward(float *losses, const float *logits,
 }
 
 PS_VECTOR_CLONES
-void ps_softmax_crossentropy(float *probs, float *losses, const float *logits,
-                             const int *targets, int N, int V)
+static void softmax_crossentropy_core(float *probs, float *losses, const float *logits,
+                                      const int *targets, int N, int V)
 {
     for (int i = 0; i < N; i++) {
         const float *l = logits + (size_t)i * V;
@@ -303,9 +321,9 @@ void ps_softmax_crossentropy(float *probs, float *losses, const float *logits,
 }
 
 PS_VECTOR_CLONES
-void ps_crossentropy_softmax_backward(float *dlogits, const float *probs,
-                                      const int *targets, float scale,
-                                      int N, int V)
+static void crossentropy_backward_core(float *dlogits, const float *probs,
+                                       const int *targets, float scale,
+                                       int N, int V)
 {
     for (int i = 0; i < N; i++) {
         const float *p = probs + (size_t)i * V;
@@ -314,4 +332,109 @@ void ps_crossentropy_softmax_backward(float *dlogits, const float *probs,
             d[v] = p[v] * scale;
         d[targets[i]] -= scale;
     }
+}
+
+/* ---- parallel wrappers: rows or element ranges split over the pool ---- */
+
+/* Below this many elements the hand-off to another thread costs more than it
+ * saves. */
+#define PARALLEL_MIN 32768
+#define CHUNK 4096
+
+typedef struct ew_job {
+    float *out, *out2, *out3;
+    const float *in, *in2, *in3;
+    const int *targets;
+    float scale;
+    int n, N, C;
+} ew_job;
+
+static void gelu_fwd_range(void *p, int c0, int c1)
+{
+    const ew_job *j = p;
+    int i0 = c0 * CHUNK, i1 = c1 * CHUNK < j->n ? c1 * CHUNK : j->n;
+    gelu_forward_core(j->out + i0, j->in + i0, i1 - i0);
+}
+
+void ps_gelu_forward(float *out, const float *inp, int n)
+{
+    if (n < PARALLEL_MIN) {
+        gelu_forward_core(out, inp, n);
+        return;
+    }
+    ew_job j = {.out = out, .in = inp, .n = n};
+    ps_parallel_for((n + CHUNK - 1) / CHUNK, gelu_fwd_range, &j);
+}
+
+static void gelu_bwd_range(void *p, int c0, int c1)
+{
+    const ew_job *j = p;
+    int i0 = c0 * CHUNK, i1 = c1 * CHUNK < j->n ? c1 * CHUNK : j->n;
+    gelu_backward_core(j->out + i0, j->in + i0, j->in2 + i0, i1 - i0);
+}
+
+void ps_gelu_backward(float *dinp, const float *inp, const float *dout, int n)
+{
+    if (n < PARALLEL_MIN) {
+        gelu_backward_core(dinp, inp, dout, n);
+        return;
+    }
+    ew_job j = {.out = dinp, .in = inp, .in2 = dout, .n = n};
+    ps_parallel_for((n + CHUNK - 1) / CHUNK, gelu_bwd_range, &j);
+}
+
+static void ln_fwd_rows(void *p, int r0, int r1)
+{
+    const ew_job *j = p;
+    size_t o = (size_t)r0 * j->C;
+    layernorm_forward_core(j->out + o, j->out2 + r0, j->out3 + r0, j->in + o, j->in2, j->in3,
+                           r1 - r0, j->C);
+}
+
+void ps_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *w, const float *b, int N, int C)
+{
+    if ((long)N * C < PARALLEL_MIN) {
+        layernorm_forward_core(out, mean, rstd, inp, w, b, N, C);
+        return;
+    }
+    ew_job j = {.out = out, .out2 = mean, .out3 = rstd, .in = inp, .in2 = w, .in3 = b, .N = N, .C = C};
+    ps_parallel_for(N, ln_fwd_rows, &j);
+}
+
+static void sxent_rows(void *p, int r0, int r1)
+{
+    const ew_job *j = p;
+    size_t o = (size_t)r0 * j->C;
+    softmax_crossentropy_core(j->out + o, j->out2 + r0, j->in + o, j->targets + r0, r1 - r0, j->C);
+}
+
+void ps_softmax_crossentropy(float *probs, float *losses, const float *logits,
+                             const int *targets, int N, int V)
+{
+    if ((long)N * V < PARALLEL_MIN) {
+        softmax_crossentropy_core(probs, losses, logits, targets, N, V);
+        return;
+    }
+    ew_job j = {.out = probs, .out2 = losses, .in = logits, .targets = targets, .N = N, .C = V};
+    ps_parallel_for(N, sxent_rows, &j);
+}
+
+static void xent_bwd_rows(void *p, int r0, int r1)
+{
+    const ew_job *j = p;
+    size_t o = (size_t)r0 * j->C;
+    crossentropy_backward_core(j->out + o, j->in + o, j->targets + r0, j->scale, r1 - r0, j->C);
+}
+
+void ps_crossentropy_softmax_backward(float *dlogits, const float *probs,
+                                      const int *targets, float scale,
+                                      int N, int V)
+{
+    if ((long)N * V < PARALLEL_MIN) {
+        crossentropy_backward_core(dlogits, probs, targets, scale, N, V);
+        return;
+    }
+    ew_job j = {.out = dlogits, .in = probs, .targets = targets, .scale = scale, .N = N, .C = V};
+    ps_parallel_for(N, xent_bwd_rows, &j);
 }
