@@ -7,7 +7,8 @@
  *            Id 0 is "<unk>", which stands for any word outside the
  *            vocabulary.  Decoding joins tokens with single spaces, with no
  *            space before , . ! ? ; : ' ) or after (.
- *  gpt2-bpe  GPT-2's byte-level BPE (a later issue).
+ *  gpt2-bpe  GPT-2's byte-level BPE, loaded from GPT-2's vocabulary files
+ *            (ps_tokenizer_load_gpt2 below; docs/tokenizer-gpt2.md).
  */
 #ifndef PARAMSCOPE_TOKENIZER_H
 #define PARAMSCOPE_TOKENIZER_H
@@ -48,6 +49,40 @@ int ps_tokenizer_from_list(ps_tokenizer **out, const char *const *tokens,
 /* The words vocabulary as a JSON array string (malloc'd), and back. */
 char *ps_tokenizer_to_json(const ps_tokenizer *tok);
 int ps_tokenizer_from_json(ps_tokenizer **out, const char *json, ps_error *err);
+
+/* ---- gpt2-bpe ----
+ * GPT-2's encoder exactly: the text is split by GPT-2's pre-tokenization
+ * pattern and each piece's bytes are merged by rank.  Every byte string
+ * encodes (bytes that are not valid UTF-8 are characters of their own; there
+ * are no unknown tokens), and decoding returns exactly the bytes encoded.
+ * One difference from GPT-2's reference encoder: the literal text
+ * "<|endoftext|>" (any vocabulary entry of the form "<|...|>") encodes as its
+ * special id (50256), not as ordinary tokens.  For this kind:
+ *   ps_tokenizer_token    the token's bytes, NUL-terminated, leading space
+ *                         and all (" the"); a token holding part of a UTF-8
+ *                         character is not valid UTF-8 by itself; the token
+ *                         of byte 0 reads as "".
+ *   ps_tokenizer_find     the id of the vocabulary's spelling ("Ġthe") or,
+ *                         if there is none, of the bytes (" the").
+ *   ps_tokens             pieces are each token's bytes; unknown is all 0.
+ *   ps_tokenizer_decode   the ids' bytes joined; out of range: "<?>".
+ *   ps_tokenizer_to_json  NULL: the vocabulary lives in its two files.
+ * Encoding, decoding and lookups may run on several threads at once. */
+
+/* Loads encoder.json (Hugging Face's vocab.json: a JSON object of token
+ * spelling to id, ids 0 .. n-1 each once, every spelling in GPT-2's byte
+ * alphabet, every byte a token) and vocab.bpe (merges.txt: an optional
+ * "#version" first line, then one merge "a b" a line, best first; both parts
+ * and their join must be tokens).  On failure *out is NULL and err names the
+ * file and the entry or line. */
+int ps_tokenizer_load_gpt2(ps_tokenizer **out, const char *vocab_json_path,
+                           const char *merges_path, ps_error *err);
+
+/* The same from the two files' contents (lengths given, no NUL needed);
+ * messages say "vocabulary" and "merges" where they would name the files. */
+int ps_tokenizer_from_gpt2(ps_tokenizer **out, const char *vocab_json,
+                           size_t vocab_len, const char *merges,
+                           size_t merges_len, ps_error *err);
 
 void ps_tokenizer_free(ps_tokenizer *tok);
 

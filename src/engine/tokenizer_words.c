@@ -11,6 +11,7 @@
  * vocabulary built from any text can be written as JSON into a model file.
  * ASCII control characters count as white space. */
 #include "paramscope/tokenizer.h"
+#include "engine/tokenizer_internal.h"       /* gpt2-bpe: tokenizer_bpe.c */
 
 #include <jansson.h>
 #include <limits.h>
@@ -327,7 +328,19 @@ void ps_words_split(const char *text, size_t len,
 struct ps_tokenizer {
     ps_tokenizer_kind kind;
     str_table vocab;          /* words: token <-> id; id 0 is "<unk>" */
+    ps_bpe *bpe;              /* gpt2-bpe: everything (tokenizer_bpe.c) */
 };
+
+/* gpt2-bpe: the object around tables built by tokenizer_bpe_load.c. */
+ps_tokenizer *ps_tokenizer_wrap_bpe(ps_bpe *bpe)
+{
+    ps_tokenizer *tok = calloc(1, sizeof *tok);
+    if (tok) {
+        tok->kind = PS_TOKENIZER_KIND_GPT2_BPE;
+        tok->bpe = bpe;
+    }
+    return tok;
+}
 
 static const char UNK[] = "<unk>";
 
@@ -436,6 +449,7 @@ void ps_tokenizer_free(ps_tokenizer *tok)
     if (!tok)
         return;
     table_free(&tok->vocab);
+    ps_bpe_free(tok->bpe);                    /* gpt2-bpe */
     free(tok);
 }
 
@@ -457,6 +471,8 @@ const char *ps_tokenizer_kind_name(const ps_tokenizer *tok)
 
 int ps_tokenizer_vocab_size(const ps_tokenizer *tok)
 {
+    if (tok && tok->bpe)                      /* gpt2-bpe */
+        return ps_bpe_vocab_size(tok->bpe);
     return tok ? tok->vocab.n : 0;
 }
 
@@ -464,11 +480,15 @@ int ps_tokenizer_find(const ps_tokenizer *tok, const char *piece)
 {
     if (!tok || !piece)
         return -1;
+    if (tok->bpe)                             /* gpt2-bpe */
+        return ps_bpe_find(tok->bpe, piece);
     return table_find(&tok->vocab, piece, strlen(piece));
 }
 
 const char *ps_tokenizer_token(const ps_tokenizer *tok, int id)
 {
+    if (tok && tok->bpe)                      /* gpt2-bpe */
+        return ps_bpe_token(tok->bpe, id);
     if (!tok || id < 0 || id >= tok->vocab.n)
         return NULL;
     return tok->vocab.keys[id];
@@ -706,7 +726,7 @@ int ps_tokenizer_encode(const ps_tokenizer *tok, const char *text,
         return PS_OK;
     }
     case PS_TOKENIZER_KIND_GPT2_BPE:
-        break;
+        return ps_bpe_encode(tok->bpe, text, strlen(text), out, err);
     }
     return ps_error_set(err, PS_ERR_STATE, "encode: the %s tokenizer is not available",
                         ps_tokenizer_kind_name(tok));
@@ -720,6 +740,8 @@ static int is_single(const char *t, const char *set)
 char *ps_tokenizer_decode(const ps_tokenizer *tok, const int *ids, int n)
 {
     static const char OUT_OF_RANGE[] = "<?>";
+    if (tok && tok->bpe)                      /* gpt2-bpe */
+        return ps_bpe_decode(tok->bpe, ids, n);
     if (!tok || tok->kind != PS_TOKENIZER_KIND_WORDS || n < 0 || (n > 0 && !ids))
         return NULL;
 
