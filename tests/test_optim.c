@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "paramscope/blas.h"
 #include "paramscope/optim.h"
 #include "paramscope/rng.h"
 
@@ -551,10 +552,69 @@ static void test_names_and_init(void **state)
     ps_optim_free(NULL);
 }
 
+/* A tensor larger than one work item (2^18 values), split over two threads:
+ * every value follows AdamW's formula, the per-tensor figures are the sums
+ * over all items, and one thread gives the same bits. */
+static void run_big(int threads, float *w, float *g, size_t n, ps_update_stats *st, float *delta)
+{
+    ps_blas_init(threads, NULL);
+    ps_blas_set_threads(threads, NULL);
+    ps_rng r;
+    ps_rng_seed(&r, 9);
+    for (size_t i = 0; i < n; i++) {
+        w[i] = ps_rng_normal(&r);
+        g[i] = ps_rng_normal(&r) * 0.1f;
+    }
+    ps_param p = {.name = "h.0.mlp.c_fc.weight", .ndim = 2, .shape = {(int)(n / 1000), 1000},
+                  .numel = n, .offset = 0, .data = w, .layer = 0, .kind = PS_PARAM_KIND_MLP};
+    ps_optim_config c = ps_optim_defaults(PS_OPTIM_KIND_ADAMW);
+    ps_optim *o = NULL;
+    assert_int_equal(ps_optim_init(&o, &c, n, NULL), PS_OK);
+    ps_optim_step(o, &p, 1, g, 0.01f, delta, st);
+    ps_optim_free(o);
+}
+
+static void test_adamw_split_over_threads(void **state)
+{
+    (void)state;
+    size_t n = 700000;
+    float *w1 = malloc(n * sizeof(float)), *w2 = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+    float *d1 = malloc(n * sizeof(float)), *d2 = malloc(n * sizeof(float));
+    ps_update_stats s1, s2;
+    run_big(2, w1, g, n, &s1, d1);
+    run_big(1, w2, g, n, &s2, d2);
+    assert_memory_equal(w1, w2, n * sizeof(float));
+    assert_memory_equal(d1, d2, n * sizeof(float));
+    /* step 1 of AdamW: m = 0.1 g, v = 0.05 g^2 (beta2 0.95), bias-corrected to g and g^2 */
+    ps_rng r;
+    ps_rng_seed(&r, 9);
+    double usq = 0, wsq = 0;
+    for (size_t i = 0; i < n; i++) {
+        double w0 = ps_rng_normal(&r), gi = (float)(ps_rng_normal(&r) * 0.1f);
+        double want = w0 - 0.01 * (gi / (fabs(gi) + 1e-8) + 0.1 * w0);
+        if (fabs(w1[i] - want) > 1e-5 * fmax(1.0, fabs(want)))
+            fail_msg("value %zu: %.9g, formula %.9g", i, (double)w1[i], want);
+        usq += (double)d1[i] * d1[i];
+        wsq += w0 * w0;
+    }
+    assert_true(fabs(s1.update_sq - usq) < 1e-6 * usq);   /* float partials per block of 256 */
+    assert_true(fabs(s1.weight_sq - wsq) < 1e-6 * wsq);
+    /* the global norm is the same split or not */
+    ps_blas_set_threads(2, NULL);
+    double n2 = ps_grad_norm(g, n);
+    ps_blas_set_threads(1, NULL);
+    assert_true(ps_grad_norm(g, n) == n2);
+    double ref = 0;
+    for (size_t i = 0; i < n; i++) ref += (double)g[i] * g[i];
+    assert_true(fabs(n2 - sqrt(ref)) < 1e-12 * sqrt(ref));
+    free(w1); free(w2); free(g); free(d1); free(d2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd_by_hand),
+        cmocka_unit_test(test_adamw_split_over_threads),
         cmocka_unit_test(test_momentum_by_hand),
         cmocka_unit_test(test_adam_by_hand),
         cmocka_unit_test(test_adamw_by_hand),

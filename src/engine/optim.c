@@ -10,6 +10,7 @@
  * per-tensor sums for the interface are taken block by block while the block
  * is still in L1, so they cost no extra trip to memory. */
 #include "paramscope/optim.h"
+#include "pool.h"
 
 #include <assert.h>
 #include <math.h>
@@ -331,6 +332,42 @@ static void update_tensor(const coeffs *k, int kernel, size_t n,
     }
 }
 
+/* ---- one step, split over the thread pool ---- */
+
+#define PAR_CHUNK ((size_t)1 << 18)
+
+typedef struct step_item {
+    int param;
+    size_t start, len;
+    ps_update_stats st;
+} step_item;
+
+typedef struct step_job {
+    const coeffs *k;
+    int base;
+    const ps_optim_config *c;
+    ps_optim *o;
+    const ps_param *params;
+    const float *grad;
+    float *delta;
+    step_item *items;
+    int want_stats;
+} step_job;
+
+static void step_items(void *p, int j0, int j1)
+{
+    step_job *j = p;
+    for (int it = j0; it < j1; it++) {
+        step_item *item = &j->items[it];
+        const ps_param *prm = &j->params[item->param];
+        int decay = j->c->weight_decay != 0.0f && ps_optim_decays(j->c, prm);
+        size_t off = prm->offset + item->start;
+        update_tensor(j->k, j->base + decay, item->len, prm->data + item->start, j->grad + off,
+                      j->o->m ? j->o->m + off : NULL, j->o->v ? j->o->v + off : NULL,
+                      j->delta ? j->delta + off : NULL, j->want_stats ? &item->st : NULL);
+    }
+}
+
 void ps_optim_step(ps_optim *o, const ps_param *params, int n_params,
                    const float *grad, float lr, float *delta,
                    ps_update_stats *stats)
@@ -354,15 +391,46 @@ void ps_optim_step(ps_optim *o, const ps_param *params, int n_params,
     };
     int base = 2 * (int)c->kind;   /* KERNEL_<KIND>, +1 for the decayed copy */
 
-    for (int i = 0; i < n_params; i++) {
-        const ps_param *p = &params[i];
-        assert(p->offset <= o->n && p->numel <= o->n - p->offset);
-        int decay = c->weight_decay != 0.0f && ps_optim_decays(c, p);
-        size_t off = p->offset;
-        update_tensor(&k, base + decay, p->numel, p->data, grad + off,
-                      o->m ? o->m + off : NULL, o->v ? o->v + off : NULL,
-                      delta ? delta + off : NULL, stats ? &stats[i] : NULL);
+    /* Work items of at most PAR_CHUNK values, the same for any thread count,
+     * so that results do not depend on how many cores run them. */
+    size_t n_items = 0;
+    for (int i = 0; i < n_params; i++)
+        n_items += (params[i].numel + PAR_CHUNK - 1) / PAR_CHUNK;
+    step_item *items = malloc(sizeof *items * (n_items ? n_items : 1));
+    step_job job = {&k, base, c, o, params, grad, delta, items, stats != NULL};
+    if (!items) {
+        /* no memory for the split: do it in one thread, tensor by tensor */
+        for (int i = 0; i < n_params; i++) {
+            const ps_param *p = &params[i];
+            int decay = c->weight_decay != 0.0f && ps_optim_decays(c, p);
+            size_t off = p->offset;
+            update_tensor(&k, base + decay, p->numel, p->data, grad + off,
+                          o->m ? o->m + off : NULL, o->v ? o->v + off : NULL,
+                          delta ? delta + off : NULL, stats ? &stats[i] : NULL);
+        }
+        o->step++;
+        return;
     }
+    size_t at = 0;
+    for (int i = 0; i < n_params; i++) {
+        assert(params[i].offset <= o->n && params[i].numel <= o->n - params[i].offset);
+        for (size_t s0 = 0; s0 < params[i].numel; s0 += PAR_CHUNK) {
+            items[at].param = i;
+            items[at].start = s0;
+            items[at].len = params[i].numel - s0 < PAR_CHUNK ? params[i].numel - s0 : PAR_CHUNK;
+            at++;
+        }
+    }
+    ps_parallel_for((int)n_items, step_items, &job);
+    if (stats) {
+        for (int i = 0; i < n_params; i++)
+            stats[i] = (ps_update_stats){0, 0};
+        for (size_t j = 0; j < n_items; j++) {
+            stats[items[j].param].update_sq += items[j].st.update_sq;
+            stats[items[j].param].weight_sq += items[j].st.weight_sq;
+        }
+    }
+    free(items);
     o->step++;
 }
 
@@ -387,9 +455,40 @@ static double sum_sq_double(const float *g, size_t n)
     return s;
 }
 
+typedef struct norm_job { float *g; size_t n; double *part; float scale; } norm_job;
+
+static void norm_chunks(void *p, int c0, int c1)
+{
+    norm_job *j = p;
+    for (int c = c0; c < c1; c++) {
+        size_t a = (size_t)c * PAR_CHUNK, len = j->n - a < PAR_CHUNK ? j->n - a : PAR_CHUNK;
+        j->part[c] = sum_sq_double(j->g + a, len);
+    }
+}
+
 double ps_grad_norm(const float *g, size_t n)
 {
-    return sqrt(sum_sq_double(g, n));
+    size_t chunks = (n + PAR_CHUNK - 1) / PAR_CHUNK;
+    if (chunks <= 1)
+        return sqrt(sum_sq_double(g, n));
+    double *part = malloc(sizeof *part * chunks);
+    if (!part)
+        return sqrt(sum_sq_double(g, n));
+    norm_job j = {(float *)g, n, part, 0.0f};
+    ps_parallel_for((int)chunks, norm_chunks, &j);
+    double s = 0.0;
+    for (size_t c = 0; c < chunks; c++)   /* in order: the same sum for any thread count */
+        s += part[c];
+    free(part);
+    return sqrt(s);
+}
+
+static void scale_chunks(void *p, int c0, int c1)
+{
+    norm_job *j = p;
+    size_t a = (size_t)c0 * PAR_CHUNK, b = (size_t)c1 * PAR_CHUNK < j->n ? (size_t)c1 * PAR_CHUNK : j->n;
+    for (size_t i = a; i < b; i++)
+        j->g[i] *= j->scale;
 }
 
 double ps_grad_clip(float *g, size_t n, double max_norm)
@@ -398,9 +497,8 @@ double ps_grad_clip(float *g, size_t n, double max_norm)
     /* A non-finite norm is reported, not "clipped": scaling by max/Inf would
      * turn every finite entry into 0 and the Inf into NaN. */
     if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) {
-        float scale = (float)(max_norm / norm);
-        for (size_t i = 0; i < n; i++)
-            g[i] *= scale;
+        norm_job j = {g, n, NULL, (float)(max_norm / norm)};
+        ps_parallel_for((int)((n + PAR_CHUNK - 1) / PAR_CHUNK), scale_chunks, &j);
     }
     return norm;
 }
