@@ -102,7 +102,7 @@ const ps_command ps_cmds_misc[] = {
      "Writes the parameters, the vocabulary and the metadata to FILE through a\n"
      "temporary file in the same folder, so a failure leaves any old FILE intact.\n",
      "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_save},
-    {"load", "FILE", "open another model file (the current one is kept if it fails)", "",
+    {"load", "FILE", "open another model file (or a GPT-2 folder)", "",
      "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_load},
     {"source", "FILE", "run the commands in FILE", "Errors are reported as FILE:LINE: message.\n",
      "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_source},

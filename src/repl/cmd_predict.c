@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "paramscope/blas.h"
+#include "paramscope/infer.h"
 #include "paramscope/sample.h"
 #include "repl/command.h"
 
@@ -87,14 +88,19 @@ static int cmd_generate(ps_session *s, int argc, char **argv, ps_out *out)
         goto done;
     memcpy(ctx, toks.ids, sizeof(int) * (size_t)toks.n);
     int len = toks.n, n_ctx = s->lm.model->cfg.n_ctx;
-    for (long i = 0; i < n && !s->interrupt; i++) {
+    /* Each token from the model's view of the last n_ctx tokens; the cache
+     * runs one token per step until the window slides (see infer.h). */
+    ps_infer *inf = NULL;
+    rc = n > 0 ? ps_infer_init(&inf, s->lm.model, &out->err) : PS_OK;
+    for (long i = 0; i < n && !rc && !s->interrupt; i++) {
         int first = len > n_ctx ? len - n_ctx : 0;
-        rc = ps_model_forward(s->lm.model, ctx + first, 1, len - first, &out->err);
-        if (rc)
-            goto done;
-        ctx[len] = ps_sample(&sm, ps_model_logits(s->lm.model, 0, len - first - 1));
-        len++;
+        rc = ps_infer_prompt(inf, ctx + first, len - first, &out->err);
+        if (!rc)
+            ctx[len++] = ps_sample(&sm, ps_infer_logits(inf));
     }
+    ps_infer_free(inf);
+    if (rc)
+        goto done;
     char *txt = ps_tokenizer_decode(s->lm.tok, ctx, len);
     if (!txt) {
         rc = ps_fail(out, PS_ERR_NOMEM, "out of memory");
@@ -173,14 +179,14 @@ static int cmd_set(ps_session *s, int argc, char **argv, ps_out *out)
 }
 
 const ps_command ps_cmds_predict[] = {
-    {"predict", "TEXT", "the prompt's tokens and the most likely next tokens, as bars",
+    {"predict", "TEXT", "the next-token probabilities of TEXT, as bars",
      "Runs the model on TEXT and shows the tokens it became (unknown words as\n"
      "[word]?), then the `top` most likely next tokens with their probability,\n"
      "softmax(logits / temperature).  After `baseline`, each bar also shows its\n"
      "change in percentage points, signed: + up, - down, = unchanged.  Without\n"
      "TEXT, repeats the last prompt.\n",
      "Predictions", PS_COMPLETE_NONE, 0, 1, PS_CMD_RAW, cmd_predict},
-    {"baseline", "[TEXT]", "remember the current predictions as the reference for changes",
+    {"baseline", "[TEXT]", "keep these predictions to compare changes with",
      "Keeps the whole next-token distribution of the last prompt (or TEXT) as it\n"
      "is now.  Later `predict`s of the same prompt show how each bar moved.\n",
      "Predictions", PS_COMPLETE_NONE, 0, 1, PS_CMD_RAW, cmd_baseline},
@@ -189,7 +195,7 @@ const ps_command ps_cmds_predict[] = {
      "the current temperature, top-k, top-p and seed.  The same seed gives the\n"
      "same text.\n",
      "Predictions", PS_COMPLETE_NONE, 1, 1, PS_CMD_RAW, cmd_generate},
-    {"set", "[NAME VALUE]", "show or change a setting: temperature, top-k, top-p, seed, threads, top",
+    {"set", "[NAME VALUE]", "show or change temperature, top-k, top-p, seed, ...",
      "Without arguments, lists every setting with its value.\n"
      "  temperature  0 is greedy; below 1 sharpens, above 1 flattens (default 1)\n"
      "  top-k        sample among the K most likely tokens, 0 for all (default 0)\n"

@@ -365,14 +365,14 @@ const ps_command ps_cmds_train[] = {
      "adam, adamw), lr, schedule (constant, cosine, step), warmup, decay-steps,\n"
      "min-lr, batch, seq, weight-decay, clip, eval-every, seed.\n",
      "Training", PS_COMPLETE_TRAIN, 0, 2, 0, cmd_train_set},
-    {"train phase", "", "run the next phase of a step: forward, loss, backward or update",
+    {"train phase", "", "run one phase: forward, loss, backward or update",
      "A training step is four phases.  forward runs the batch through the model;\n"
      "loss compares its predictions with the right next tokens; backward computes\n"
      "every parameter's gradient; update changes the parameters.  Each call runs\n"
      "one and prints what it did.  After backward, `grad ADDR` shows gradients;\n"
      "after update, `update ADDR` shows the change.\n",
      "Training", PS_COMPLETE_NONE, 0, 0, PS_CMD_EDITS, cmd_train_phase},
-    {"train step", "[N]", "run N whole training steps (default 1), printing each loss",
+    {"train step", "[N]", "run N training steps (default 1), with losses",
      "Finishes a step begun with `train phase`, then runs whole steps.  Ctrl-C\n"
      "stops between steps.  Training forgets the undo history (the values it\n"
      "changed are no longer the edits'); `reset` still returns to the file.\n",
@@ -381,7 +381,7 @@ const ps_command ps_cmds_train[] = {
      "Runs steps until Ctrl-C, printing each loss and, every eval-every steps,\n"
      "the validation loss.\n",
      "Training", PS_COMPLETE_NONE, 0, 0, PS_CMD_EDITS, cmd_train_run},
-    {"loss", "", "training and validation loss so far, as a small chart", "",
+    {"loss", "", "training and validation loss so far, as a chart", "",
      "Training", PS_COMPLETE_NONE, 0, 0, 0, cmd_loss},
     {"eval", "", "validation loss on the held-out data, now", "",
      "Training", PS_COMPLETE_NONE, 0, 0, 0, cmd_eval},

@@ -35,7 +35,8 @@ check() {
     local name=$1 want=$2 pat=${3:-}
     if [ "$rc" -ne "$want" ]; then bad "$name: exit status $rc, wanted $want"; return; fi
     if [ -n "$pat" ] && ! grep -qF -- "$pat" "$ERR"; then bad "$name: stderr lacks '$pat'"; return; fi
-    if [ "$want" -ne 0 ] && [ "$(grep -c '^paramscope' "$ERR")" -ne 1 ]; then bad "$name: not exactly one error line"; return; fi
+    # one error line: "paramscope CMD: ..." from a subcommand, "FILE:LINE: ..." from the language
+    if [ "$want" -ne 0 ] && [ "$(grep -cE '^paramscope|^[^ ]+:[0-9]+: ' "$ERR")" -ne 1 ]; then bad "$name: not exactly one error line"; return; fi
     ok
 }
 
