@@ -120,6 +120,8 @@ fail:
 static int append_ids(ps_corpus *c, size_t *cap, const ps_tokens *t)
 {
     size_t add = (size_t)t->n;
+    if (add == 0)
+        return PS_OK;   /* a chunk of white space: memcpy must not see NULL */
     if (c->n + add > *cap) {
         size_t ncap = *cap ? *cap : 4096;
         while (ncap < c->n + add)
