@@ -140,7 +140,7 @@ static int run_session(int argc, char **argv)
         sa.sa_handler = on_sigint;
         sigaction(SIGINT, &sa, NULL);
         printf("paramscope %s: %s, %zu parameters.  Type help for the commands, quit to leave.\n",
-               PS_VERSION, path, s.lm.model->n_floats);
+               PS_VERSION, path, s.lm.model->n_values);
         ps_repl_interactive(&s, &out);
     } else {
         int failed = ps_repl_run_stream(&s, stdin, "stdin", &o, &out);
@@ -174,14 +174,15 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return PS_EXIT_OK;
     }
-    if (!strcmp(argv[1], "--version")) {
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
         printf("paramscope %s\n", PS_VERSION);
         return PS_EXIT_OK;
     }
     for (size_t i = 0; argc >= 2 && i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (!strcmp(argv[1], subcommands[i].name))
             return subcommands[i].run(argc - 1, argv + 1);
-    if (argc >= 2 && argv[1][0] != '-' && !strchr(argv[1], '.') && !strchr(argv[1], '/')) {
+    if (argc >= 2 && argv[1][0] != '-' && access(argv[1], F_OK) != 0 && !strchr(argv[1], '.') &&
+        !strchr(argv[1], '/')) {
         fprintf(stderr, "paramscope: unknown command '%s' (see paramscope --help)\n", argv[1]);
         return PS_EXIT_USAGE;
     }

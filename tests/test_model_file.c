@@ -375,7 +375,7 @@ static const bad_model bad_models[] = {
     {"architecture wrong", .key = "architecture", .val = "llama",
      .expect = "metadata 'architecture' is \"llama\", expected \"gpt2\""},
     {"tokenizer bpe", .key = "tokenizer", .val = "gpt2-bpe",
-     .expect = "tokenizer 'gpt2-bpe' is not supported yet"},
+     .expect = "metadata has no 'bpe_vocab'"},
     {"tokenizer unknown", .key = "tokenizer", .val = "sentencepiece",
      .expect = "metadata 'tokenizer' is \"sentencepiece\", expected \"words\""},
     {"unexpected tensor", .extra = "h.0.attn.bias",

@@ -5,15 +5,26 @@
  *   format        "paramscope"
  *   architecture  "gpt2"
  *   n_layer, n_head, n_embd, n_ctx, vocab_size   decimal integers
- *   tokenizer     "words"
- *   vocab         the words vocabulary as a JSON array, index = id
+ *   tokenizer     "words" or "gpt2-bpe"
+ *   vocab         words: the vocabulary as a JSON array, index = id
+ *   bpe_vocab     gpt2-bpe: the text of GPT-2's vocab.json (encoder.json)
+ *   bpe_merges    gpt2-bpe: the text of GPT-2's merges.txt (vocab.bpe)
  * and any other keys (by convention "train.step", "train.seed", ...), which
  * are handed to the caller as a ps_meta and written back unchanged.
  *
  * The tensors are the model's parameters, named and shaped as in GPT-2's own
  * safetensors files (see design.md), written as F32 in the order of the
  * model's parameter table.  Loading also accepts F16, BF16 and F64 tensors,
- * converted to float32. */
+ * converted to float32.
+ *
+ * A file whose parameters are all F32 at 4-byte aligned offsets (every file
+ * ps_model_save writes) is not copied: the model's arena is the file's data
+ * area, mapped privately and writable (ps_st_map_private), so loading costs
+ * about the header, pages are read when first touched, an edit copies only
+ * the pages it changes, and the file itself never changes.  The mapping is
+ * released by ps_model_free.  The file must not be truncated or rewritten in
+ * place while the model is open (replacing it by rename, as ps_model_save
+ * does, is safe). */
 #ifndef PARAMSCOPE_MODEL_FILE_H
 #define PARAMSCOPE_MODEL_FILE_H
 
@@ -40,7 +51,8 @@ int ps_meta_set(ps_meta *meta, const char *key, const char *val);
 void ps_meta_free(ps_meta *meta);
 
 /* 1 when key is one the file format sets itself (format, architecture, the
- * five sizes, tokenizer, vocab): such keys never appear in a ps_meta. */
+ * five sizes, tokenizer, vocab, bpe_vocab, bpe_merges): such keys never
+ * appear in a ps_meta. */
 int ps_meta_key_reserved(const char *key);
 
 /* Loads and validates a model file.
@@ -65,11 +77,14 @@ int ps_meta_key_reserved(const char *key);
 int ps_model_load(ps_model **model, ps_tokenizer **tok, ps_meta *meta,
                   const char *path, ps_error *err);
 
-/* Saves m's parameters (F32), its config, tok's vocabulary and the pairs in
- * meta (may be NULL) atomically to path (see ps_st_write: an existing file is
- * replaced only when the new one is complete).
- *   PS_ERR_INVALID  tok is not a words tokenizer, its vocabulary size is not
- *                   m's vocab_size, or meta uses a reserved key
+/* Saves m's parameters (F32), its config, tok's vocabulary (words) or
+ * vocabulary and merges (gpt2-bpe) and the pairs in meta (may be NULL)
+ * atomically to path (see ps_st_write: an existing file is replaced only
+ * when the new one is complete).  Saving over the file m is mapped from is
+ * safe: the mapping keeps the old file's pages.
+ *   PS_ERR_INVALID  tok's vocabulary size is not m's vocab_size, meta uses a
+ *                   reserved key, or tok is of a kind this build cannot
+ *                   write
  *   PS_ERR_IO       the file cannot be written; PS_ERR_NOMEM */
 int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
                   const char *path, ps_error *err);

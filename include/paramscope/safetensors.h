@@ -54,7 +54,9 @@ typedef struct ps_st_tensor {
 
 typedef struct ps_st_file {
     char *path;
-    const uint8_t *map;       /* whole file, read-only mapping (PROT_READ, MAP_PRIVATE) */
+    const uint8_t *map;       /* whole file, mapped privately (MAP_PRIVATE) */
+    uint8_t *map_rw;          /* the same mapping when it is writable
+                                 (ps_st_map_private), else NULL */
     size_t size;              /* file size */
     size_t data_start;        /* 8 + header length */
     int n_tensors;
@@ -70,6 +72,14 @@ typedef struct ps_st_file {
  * problem with its contents (including a file shorter than 8 bytes),
  * PS_ERR_NOMEM. */
 int ps_st_open(ps_st_file **out, const char *path, ps_error *err);
+
+/* Like ps_st_open (same validation, same errors), but the mapping is
+ * writable: PROT_READ | PROT_WRITE, MAP_PRIVATE.  A store into map_rw copies
+ * only the page it touches, and only in this process: the file never
+ * changes.  For models whose parameters stay in the file's pages until
+ * edited.  Pages are read from the file when first touched, so opening costs
+ * about the header, whatever the file's size. */
+int ps_st_map_private(ps_st_file **out, const char *path, ps_error *err);
 
 /* Unmaps and frees; NULL does nothing. */
 void ps_st_close(ps_st_file *f);

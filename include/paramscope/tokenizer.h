@@ -84,6 +84,13 @@ int ps_tokenizer_from_gpt2(ps_tokenizer **out, const char *vocab_json,
                            size_t vocab_len, const char *merges,
                            size_t merges_len, ps_error *err);
 
+/* gpt2-bpe: the vocabulary and the merges as the texts of vocab.json and
+ * merges.txt (malloc'd, NUL-terminated; free both), from which
+ * ps_tokenizer_from_gpt2 builds the same tokenizer: what a model file stores.
+ * PS_ERR_INVALID for a tokenizer of another kind, PS_ERR_NOMEM. */
+int ps_tokenizer_gpt2_text(const ps_tokenizer *tok, char **vocab_json,
+                           char **merges, ps_error *err);
+
 void ps_tokenizer_free(ps_tokenizer *tok);
 
 ps_tokenizer_kind ps_tokenizer_kind_of(const ps_tokenizer *tok);

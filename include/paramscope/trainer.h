@@ -32,6 +32,9 @@ typedef enum ps_phase {
 
 #define PS_PHASE_COUNT 4
 
+/* Front ends give up after this many abandoned steps in a row. */
+#define PS_MAX_ABANDONED 10
+
 const char *ps_phase_name(ps_phase p);   /* "forward", "loss", ... */
 
 typedef struct ps_train_config {

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -36,12 +37,58 @@ static int cpu_has_avx512(void)
 #endif
 }
 
+/* BLIS 0.9 reads BLIS_ARCH_TYPE as a number only (a name reads as 0, skx);
+ * let people write the family's name, as newer BLIS does. */
+static int translate_arch_name(const char *user)
+{
+    static const struct { const char *name; int id; } names[] = {
+#ifdef BLIS_CONFIG_SKX
+        {"skx", BLIS_ARCH_SKX},
+#endif
+#ifdef BLIS_CONFIG_HASWELL
+        {"haswell", BLIS_ARCH_HASWELL},
+#endif
+#ifdef BLIS_CONFIG_ZEN3
+        {"zen3", BLIS_ARCH_ZEN3},
+#endif
+#ifdef BLIS_CONFIG_ZEN2
+        {"zen2", BLIS_ARCH_ZEN2},
+#endif
+#ifdef BLIS_CONFIG_ZEN
+        {"zen", BLIS_ARCH_ZEN},
+#endif
+#ifdef BLIS_CONFIG_SANDYBRIDGE
+        {"sandybridge", BLIS_ARCH_SANDYBRIDGE},
+#endif
+#ifdef BLIS_CONFIG_GENERIC
+        {"generic", BLIS_ARCH_GENERIC},
+#endif
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(user, names[i].name)) {
+            char id[16];
+            snprintf(id, sizeof id, "%d", names[i].id);
+            setenv("BLIS_ARCH_TYPE", id, 1);
+            return 1;
+        }
+    char *end;
+    long v = strtol(user, &end, 10);
+    return !*end && v >= 0 && v < BLIS_NUM_ARCHS;
+}
+
+static int ignored_user;   /* BLIS_ARCH_TYPE named no family of this BLIS */
+
 static void choose_family(void)
 {
     const char *user = getenv("BLIS_ARCH_TYPE");
     if (user && *user) {
-        blas_reason = "BLIS_ARCH_TYPE from the environment";
-        return;
+        if (translate_arch_name(user)) {
+            blas_reason = "BLIS_ARCH_TYPE from the environment";
+            return;
+        }
+        /* unknown: BLIS would abort or quietly read it as 0 */
+        unsetenv("BLIS_ARCH_TYPE");
+        ignored_user = 1;
     }
 #ifdef BLIS_CONFIG_SKX
     if (cpu_has_avx512()) {
@@ -105,7 +152,11 @@ const char *ps_blas_arch(void)
 
 const char *ps_blas_arch_reason(void)
 {
-    return blas_reason;
+    static char buf[160];
+    if (!ignored_user)
+        return blas_reason;
+    snprintf(buf, sizeof buf, "%s; BLIS_ARCH_TYPE was ignored: not a family of this BLIS", blas_reason);
+    return buf;
 }
 
 void ps_sgemm(int transa, int transb, int m, int n, int k, float alpha,

@@ -422,3 +422,52 @@ int ps_tokenizer_from_gpt2(ps_tokenizer **out, const char *vocab_json,
     return bpe_build(out, vocab_json, vocab_len, "vocabulary", merges ? merges : "",
                      merges_len, "merges", err);
 }
+
+/* ---- writing the two files back ---- */
+
+/* The texts of vocab.json (ids in order) and merges.txt (by rank) for b,
+ * from which bpe_build makes the same tables. */
+int ps_bpe_to_text(const ps_bpe *b, char **vocab_json, char **merges,
+                   ps_error *err)
+{
+    *vocab_json = *merges = NULL;
+    json_t *obj = json_object();
+    int32_t *by_rank = malloc(((size_t)b->n_merges + 1) * sizeof *by_rank);
+    size_t len = sizeof "#version: 0.2\n";
+    if (!obj || !by_rank)
+        goto nomem;
+    for (int id = 0; id < b->n_vocab; id++)
+        if (json_object_set_new(obj, b->form[id], json_integer(id)) < 0)
+            goto nomem;
+    for (size_t i = 0; i <= b->pair_mask; i++) {
+        const bpe_pair *p = &b->pairs[i];
+        if (p->rank < 0)
+            continue;
+        by_rank[p->rank] = (int32_t)i;
+        len += b->form_len[p->key >> 32] + b->form_len[(uint32_t)p->key] + 2;
+    }
+    char *o = *merges = malloc(len);
+    if (!o || !(*vocab_json = json_dumps(obj, JSON_COMPACT)))
+        goto nomem;
+    o += sprintf(o, "#version: 0.2\n");
+    for (int r = 0; r < b->n_merges; r++) {
+        const bpe_pair *p = &b->pairs[by_rank[r]];
+        uint32_t l = (uint32_t)(p->key >> 32), rt = (uint32_t)p->key;
+        memcpy(o, b->form[l], b->form_len[l]);
+        o += b->form_len[l];
+        *o++ = ' ';
+        memcpy(o, b->form[rt], b->form_len[rt]);
+        o += b->form_len[rt];
+        *o++ = '\n';
+    }
+    *o = '\0';
+    json_decref(obj);
+    free(by_rank);
+    return PS_OK;
+nomem:
+    json_decref(obj);
+    free(by_rank);
+    free(*merges);
+    *merges = NULL;
+    return ps_error_set(err, PS_ERR_NOMEM, "gpt2 tokenizer: out of memory");
+}

@@ -24,4 +24,8 @@ int ps_bpe_encode(const ps_bpe *bpe, const char *text, size_t len,
                   ps_tokens *out, ps_error *err);
 char *ps_bpe_decode(const ps_bpe *bpe, const int *ids, int n);
 
+/* tokenizer_bpe_load.c: vocab.json's and merges.txt's texts (malloc'd). */
+int ps_bpe_to_text(const ps_bpe *bpe, char **vocab_json, char **merges,
+                   ps_error *err);
+
 #endif

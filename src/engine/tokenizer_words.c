@@ -776,3 +776,15 @@ char *ps_tokenizer_decode(const ps_tokenizer *tok, const int *ids, int n)
     }
     return text;
 }
+
+int ps_tokenizer_gpt2_text(const ps_tokenizer *tok, char **vocab_json,
+                           char **merges, ps_error *err)
+{
+    if (!vocab_json || !merges)
+        return ps_error_set(err, PS_ERR_INVALID, "gpt2 tokenizer: no output pointer");
+    *vocab_json = *merges = NULL;
+    if (!tok || !tok->bpe)
+        return ps_error_set(err, PS_ERR_INVALID, "tokenizer '%s' has no GPT-2 files",
+                            tok ? ps_tokenizer_kind_name(tok) : "(null)");
+    return ps_bpe_to_text(tok->bpe, vocab_json, merges, err);
+}

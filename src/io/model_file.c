@@ -13,11 +13,15 @@
 
 #include "paramscope/safetensors.h"
 
+/* The keys the format sets itself.  A file carries the first eight and the
+ * vocabulary keys of its tokenizer kind: "vocab" (words) or "bpe_vocab" and
+ * "bpe_merges" (gpt2-bpe). */
 static const char *const reserved_keys[] = {
     "format", "architecture", "n_layer", "n_head", "n_embd", "n_ctx",
-    "vocab_size", "tokenizer", "vocab",
+    "vocab_size", "tokenizer", "vocab", "bpe_vocab", "bpe_merges",
 };
 #define N_RESERVED ((int)(sizeof reserved_keys / sizeof reserved_keys[0]))
+#define N_CORE 8              /* format .. tokenizer */
 
 /* ---- ps_meta ---- */
 
@@ -180,18 +184,19 @@ static int read_tokenizer(const ps_st_file *f, const ps_config *cfg,
     if (!kind)
         return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata has no 'tokenizer'",
                             f->path);
-    if (strcmp(kind, "gpt2-bpe") == 0)
-        return ps_error_set(err, PS_ERR_FORMAT, "%s: tokenizer 'gpt2-bpe' is not "
-                            "supported yet", f->path);
-    if (strcmp(kind, "words") != 0)
+    int bpe = strcmp(kind, "gpt2-bpe") == 0;
+    if (!bpe && strcmp(kind, "words") != 0)
         return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata 'tokenizer' is "
-                            "\"%s\", expected \"words\"", f->path,
+                            "\"%s\", expected \"words\" or \"gpt2-bpe\"", f->path,
                             shown(kind, vb, sizeof vb));
-    const char *vocab = ps_st_meta(f, "vocab");
-    if (!vocab)
-        return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata has no 'vocab'",
-                            f->path);
-    int rc = ps_tokenizer_from_json(out, vocab, err);
+    const char *vocab = ps_st_meta(f, bpe ? "bpe_vocab" : "vocab");
+    const char *merges = bpe ? ps_st_meta(f, "bpe_merges") : NULL;
+    if (!vocab || (bpe && !merges))
+        return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata has no '%s'", f->path,
+                            !bpe ? "vocab" : !vocab ? "bpe_vocab" : "bpe_merges");
+    int rc = bpe ? ps_tokenizer_from_gpt2(out, vocab, strlen(vocab), merges,
+                                          strlen(merges), err)
+                 : ps_tokenizer_from_json(out, vocab, err);
     if (rc < 0) {
         if (rc != PS_ERR_NOMEM && err)
             err->code = rc = PS_ERR_FORMAT;
@@ -317,6 +322,47 @@ static int check_plausible_size(const ps_st_file *f, const ps_config *c, ps_erro
     return 0;
 }
 
+/* ---- loading: the arena ---- */
+
+/* Every parameter F32 at a 4-byte aligned place: the model's arena can be
+ * the file's data area itself (what ps_st_write produces). */
+static int mappable(const ps_st_file *f, const ps_model *tbl)
+{
+    if (!f->map_rw || f->data_start % sizeof(float) != 0)
+        return 0;
+    for (int i = 0; i < tbl->n_params; i++) {
+        const ps_st_tensor *t = ps_st_find(f, tbl->params[i].name);
+        if (t->dtype != PS_DTYPE_F32 || t->begin % sizeof(float) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void release_file(void *ctx)
+{
+    ps_st_close(ctx);
+}
+
+/* A model over f's private mapping; on success the model owns f. */
+static int build_mapped(ps_model **out, ps_st_file *f, const ps_model *tbl,
+                        ps_error *err)
+{
+    size_t *offsets = malloc((size_t)tbl->n_params * sizeof *offsets);
+    if (!offsets)
+        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", f->path);
+    for (int i = 0; i < tbl->n_params; i++)
+        offsets[i] = (size_t)(ps_st_find(f, tbl->params[i].name)->begin /
+                              sizeof(float));
+    float *arena = (float *)(void *)(f->map_rw + f->data_start);
+    size_t n_floats = (f->size - f->data_start) / sizeof(float);
+    int rc = ps_model_init_mapped(out, &tbl->cfg, arena, n_floats, offsets,
+                                  release_file, f, err);
+    free(offsets);
+    if (rc < 0)
+        ps_error_prefix(err, "%s", f->path);
+    return rc;
+}
+
 int ps_model_load(ps_model **model, ps_tokenizer **tok, ps_meta *meta,
                   const char *path, ps_error *err)
 {
@@ -327,28 +373,43 @@ int ps_model_load(ps_model **model, ps_tokenizer **tok, ps_meta *meta,
         memset(meta, 0, sizeof *meta);
 
     ps_st_file *f = NULL;
-    ps_model *m = NULL;
+    ps_model *m = NULL, *tbl = NULL;
     ps_tokenizer *t = NULL;
     ps_config cfg;
     int rc;
-    if ((rc = ps_st_open(&f, path, err)) < 0 ||
+    if ((rc = ps_st_map_private(&f, path, err)) < 0 ||
         (rc = read_config(f, &cfg, err)) < 0 ||
         (rc = read_tokenizer(f, &cfg, &t, err)) < 0 ||
         (rc = check_plausible_size(f, &cfg, err)) < 0)
         goto fail;
-    if ((rc = ps_model_init(&m, &cfg, err)) < 0) {
+    /* The table alone first: a model borrowing the mapping, never read, so
+     * that a file is checked before anything of its size is allocated. */
+    if ((rc = ps_model_init_borrowed(&tbl, &cfg, (float *)(void *)f->map_rw, NULL,
+                                     NULL, err)) < 0) {
         ps_error_prefix(err, "%s", path);
         goto fail;
     }
-    if ((rc = check_tensors(f, m, err)) < 0)
+    if ((rc = check_tensors(f, tbl, err)) < 0)
         goto fail;
-    for (int i = 0; i < m->n_params; i++) {
-        ps_param *p = &m->params[i];
-        if ((rc = ps_st_read_f32(f, ps_st_find(f, p->name), p->data, err)) < 0)
-            goto fail;
-    }
     if (meta && (rc = copy_meta(f, meta, err)) < 0)
         goto fail;
+    if (mappable(f, tbl)) {
+        if ((rc = build_mapped(&m, f, tbl, err)) < 0)
+            goto fail;
+        f = NULL;             /* the model owns it now */
+    } else {
+        if ((rc = ps_model_init(&m, &cfg, err)) < 0) {
+            ps_error_prefix(err, "%s", path);
+            goto fail;
+        }
+        for (int i = 0; i < m->n_params; i++) {
+            ps_param *p = &m->params[i];
+            if ((rc = ps_st_read_f32(f, ps_st_find(f, p->name), p->data, err)) < 0)
+                goto fail;
+        }
+    }
+    ps_model_free(tbl);
+    tbl = NULL;
 
     ps_st_close(f);
     *model = m;
@@ -360,6 +421,7 @@ int ps_model_load(ps_model **model, ps_tokenizer **tok, ps_meta *meta,
 fail:
     if (meta)
         ps_meta_free(meta);
+    ps_model_free(tbl);
     ps_model_free(m);
     ps_tokenizer_free(t);
     ps_st_close(f);
@@ -368,15 +430,34 @@ fail:
 
 /* ---- saving ---- */
 
+/* The tokenizer's metadata: kind and one or two values (malloc'd). */
+static int tokenizer_meta(const ps_tokenizer *tok, const char *path,
+                          const char **kind, char **v1, char **v2, ps_error *err)
+{
+    *v1 = *v2 = NULL;
+    *kind = ps_tokenizer_kind_name(tok);    /* "words", "gpt2-bpe" */
+    switch (ps_tokenizer_kind_of(tok)) {
+    case PS_TOKENIZER_KIND_WORDS:
+        if (!(*v1 = ps_tokenizer_to_json(tok)))
+            return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
+        return 0;
+    case PS_TOKENIZER_KIND_GPT2_BPE:
+        if (ps_tokenizer_gpt2_text(tok, v1, v2, err) < 0) {
+            ps_error_prefix(err, "%s", path);
+            return err ? err->code : PS_ERR_NOMEM;
+        }
+        return 0;
+    }
+    return ps_error_set(err, PS_ERR_INVALID, "%s: cannot save a '%s' tokenizer",
+                        path, ps_tokenizer_kind_name(tok));
+}
+
 int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
                   const char *path, ps_error *err)
 {
     if (!m || !tok || !path)
         return ps_error_set(err, PS_ERR_INVALID, "%s: save: no model or tokenizer",
                             path ? path : "(null)");
-    if (ps_tokenizer_kind_of(tok) != PS_TOKENIZER_KIND_WORDS)
-        return ps_error_set(err, PS_ERR_INVALID, "%s: cannot save a '%s' "
-                            "tokenizer yet", path, ps_tokenizer_kind_name(tok));
     int nv = ps_tokenizer_vocab_size(tok);
     if (nv != m->cfg.vocab_size)
         return ps_error_set(err, PS_ERR_INVALID, "%s: tokenizer has %d tokens but "
@@ -394,26 +475,40 @@ int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *met
     for (int i = 0; i < 5; i++)
         snprintf(sizes[i], sizeof sizes[i], "%d", vals_int[i]);
 
-    int rc = PS_ERR_NOMEM;
-    int n_meta = N_RESERVED + n_extra;
-    char *vocab = ps_tokenizer_to_json(tok);
+    const char *kind = NULL;
+    char *v1 = NULL, *v2 = NULL;
+    int rc = tokenizer_meta(tok, path, &kind, &v1, &v2, err);
+    if (rc < 0)
+        return rc;
+    rc = PS_ERR_NOMEM;
+    int n_meta = N_CORE + 2 + n_extra;
     const char **keys = malloc((size_t)n_meta * sizeof *keys);
     const char **vals = malloc((size_t)n_meta * sizeof *vals);
     ps_st_out *outs = calloc((size_t)m->n_params + 1, sizeof *outs);
-    if (!vocab || !keys || !vals || !outs) {
+    if (!keys || !vals || !outs) {
         ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
     /* values in the order of reserved_keys */
-    const char *core[N_RESERVED] = {"paramscope", "gpt2", sizes[0], sizes[1],
-                                    sizes[2], sizes[3], sizes[4], "words", vocab};
-    for (int i = 0; i < N_RESERVED; i++) {
-        keys[i] = reserved_keys[i];
-        vals[i] = core[i];
+    const char *core[N_CORE] = {"paramscope", "gpt2", sizes[0], sizes[1],
+                                sizes[2], sizes[3], sizes[4], kind};
+    n_meta = 0;
+    for (int i = 0; i < N_CORE; i++) {
+        keys[n_meta] = reserved_keys[i];
+        vals[n_meta++] = core[i];
+    }
+    if (v2) {
+        keys[n_meta] = "bpe_vocab";
+        vals[n_meta++] = v1;
+        keys[n_meta] = "bpe_merges";
+        vals[n_meta++] = v2;
+    } else {
+        keys[n_meta] = "vocab";
+        vals[n_meta++] = v1;
     }
     for (int i = 0; i < n_extra; i++) {
-        keys[N_RESERVED + i] = meta->keys[i];
-        vals[N_RESERVED + i] = meta->vals[i];
+        keys[n_meta] = meta->keys[i];
+        vals[n_meta++] = meta->vals[i];
     }
     for (int i = 0; i < m->n_params; i++) {
         const ps_param *p = &m->params[i];
@@ -428,6 +523,7 @@ done:
     free(outs);
     free(vals);
     free(keys);
-    free(vocab);
+    free(v1);
+    free(v2);
     return rc;
 }

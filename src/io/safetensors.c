@@ -484,7 +484,10 @@ nomem:
 
 /* ---- reading ---- */
 
-int ps_st_open(ps_st_file **out, const char *path, ps_error *err)
+/* Both entry points: the mapping is private either way; writable means that
+ * stores into it are allowed and stay in this process (copy-on-write). */
+static int open_mapped(ps_st_file **out, const char *path, int writable,
+                       ps_error *err)
 {
     *out = NULL;
     int fd = -1, rc;
@@ -519,12 +522,14 @@ int ps_st_open(ps_st_file **out, const char *path, ps_error *err)
         goto fail;
     }
     f->size = (size_t)st.st_size;
-    void *map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, f->size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                     MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
         rc = ps_error_set(err, PS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
         goto fail;
     }
     f->map = map;
+    f->map_rw = writable ? map : NULL;
     close(fd);
     fd = -1;
 
@@ -565,6 +570,16 @@ fail:
         close(fd);
     ps_st_close(f);
     return rc;
+}
+
+int ps_st_open(ps_st_file **out, const char *path, ps_error *err)
+{
+    return open_mapped(out, path, 0, err);
+}
+
+int ps_st_map_private(ps_st_file **out, const char *path, ps_error *err)
+{
+    return open_mapped(out, path, 1, err);
 }
 
 void ps_st_close(ps_st_file *f)

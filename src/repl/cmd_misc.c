@@ -19,7 +19,7 @@ static int cmd_save(ps_session *s, int argc, char **argv, ps_out *out)
     ps_meta_free(&meta);
     if (rc)
         return out->err.code ? out->err.code : ps_fail(out, rc, "%s: out of memory", argv[0]);
-    fprintf(out->f, "saved %s (%zu parameters)\n", argv[0], s->lm.model->n_floats);
+    fprintf(out->f, "saved %s (%zu parameters)\n", argv[0], s->lm.model->n_values);
     return PS_OK;
 }
 
@@ -30,7 +30,7 @@ static int cmd_load(ps_session *s, int argc, char **argv, ps_out *out)
         return rc;
     const ps_config *c = &s->lm.model->cfg;
     fprintf(out->f, "loaded %s: %d layers, %d heads, n_embd %d, vocabulary %d, %zu parameters\n", argv[0],
-            c->n_layer, c->n_head, c->n_embd, c->vocab_size, s->lm.model->n_floats);
+            c->n_layer, c->n_head, c->n_embd, c->vocab_size, s->lm.model->n_values);
     return PS_OK;
 }
 

@@ -8,6 +8,7 @@
 
 #include "paramscope/blas.h"
 #include "paramscope/corpus.h"
+#include "paramscope/infer.h"
 #include "paramscope/sample.h"
 #include "paramscope/stats.h"
 #include "repl/common.h"
@@ -136,11 +137,13 @@ static const char generate_usage[] =
     "\n"
     "Continues TEXT with N sampled tokens.  The same seed gives the same text.\n"
     "\n"
+    "  -m, --model MODEL model file (default: $PARAMSCOPE_MODEL, else the bundled model)\n"
     "  -n N              tokens to generate (default 20)\n"
     "  --temperature T   0 is greedy (default 1)\n"
     "  --top-k K         sample among the K most likely tokens (default 0: all)\n"
     "  --top-p P         sample from the smallest set with probability >= P (default 1: all)\n"
-    "  --seed S          random seed (default 42; printed on standard error)\n";
+    "  --seed S          random seed (default 42; printed on standard error)\n"
+    "  --threads N       BLIS threads (default: one per core)\n";
 
 int ps_cmd_generate(int argc, char **argv)
 {
@@ -204,6 +207,10 @@ int ps_cmd_generate(int argc, char **argv)
         ps_error_set(&err, PS_ERR_INVALID, "the prompt has no tokens");
         goto done;
     }
+    if (toks.n_unknown == toks.n) {
+        ps_error_set(&err, PS_ERR_INVALID, "every token of the prompt is outside the vocabulary");
+        goto done;
+    }
     status = PS_EXIT_FAIL;
     if (ps_sampler_init(&s, l.model->cfg.vocab_size, (float)temp, (int)topk, (float)topp,
                         (unsigned long long)seed, &err))
@@ -215,13 +222,20 @@ int ps_cmd_generate(int argc, char **argv)
     }
     memcpy(ctx, toks.ids, sizeof(int) * (size_t)toks.n);
     int len = toks.n;
-    for (long i = 0; i < n; i++) {
+    /* Each token from the model's view of the last n_ctx tokens.  The cache
+     * makes a step cost one token's forward until the window slides past
+     * n_ctx; from then on every step recomputes the window (exact, slow). */
+    ps_infer *inf = NULL;
+    int rc = n > 0 ? ps_infer_init(&inf, l.model, &err) : PS_OK;
+    for (long i = 0; i < n && !rc; i++) {
         int first = len > n_ctx ? len - n_ctx : 0;
-        if (ps_model_forward(l.model, ctx + first, 1, len - first, &err))
-            goto done;
-        ctx[len] = ps_sample(&s, ps_model_logits(l.model, 0, len - first - 1));
-        len++;
+        rc = ps_infer_prompt(inf, ctx + first, len - first, &err);
+        if (!rc)
+            ctx[len++] = ps_sample(&s, ps_infer_logits(inf));
     }
+    ps_infer_free(inf);
+    if (rc)
+        goto done;
     char *out = ps_tokenizer_decode(l.tok, ctx, len);
     if (!out) {
         ps_error_set(&err, PS_ERR_NOMEM, "out of memory");
@@ -249,7 +263,10 @@ static const char info_usage[] =
     "\n"
     "Shows the model's configuration, every tensor with its shape, count, mean and\n"
     "standard deviation, the total number of parameters, the bytes on disk, and\n"
-    "where the model sits on the scale of known models.\n";
+    "where the model sits on the scale of known models.\n"
+    "\n"
+    "  -m, --model MODEL  model file or GPT-2 folder (default: $PARAMSCOPE_MODEL, else the bundled model)\n"
+    "  --json             print one JSON object\n";
 
 typedef struct known_model { const char *name; double params; } known_model;
 
@@ -325,7 +342,7 @@ int ps_cmd_info(int argc, char **argv)
         json_object_set_new(root, "path", json_string(l.path));
         json_object_set_new(root, "config", cfg);
         json_object_set_new(root, "tokenizer", json_string(ps_tokenizer_kind_name(l.tok)));
-        json_object_set_new(root, "params", json_integer((json_int_t)m->n_floats));
+        json_object_set_new(root, "params", json_integer((json_int_t)m->n_values));
         json_object_set_new(root, "file_bytes", json_integer(l.file_bytes));
         json_object_set_new(root, "tensors", tensors);
         json_object_set_new(root, "metadata", meta);
@@ -339,7 +356,7 @@ int ps_cmd_info(int argc, char **argv)
         printf("architecture GPT-2: %d layers, %d heads, n_embd %d, n_ctx %d, vocabulary %d (%s)\n",
                cf->n_layer, cf->n_head, cf->n_embd, cf->n_ctx, cf->vocab_size,
                ps_tokenizer_kind_name(l.tok));
-        printf("parameters   %zu\n", m->n_floats);
+        printf("parameters   %zu\n", m->n_values);
         printf("on disk      %lld bytes (%.2f MB)\n", l.file_bytes, l.file_bytes / 1e6);
         for (int i = 0; i < l.meta.n; i++)
             printf("%-12s %s\n", l.meta.keys[i], l.meta.vals[i]);
@@ -355,8 +372,8 @@ int ps_cmd_info(int argc, char **argv)
                 snprintf(shape, sizeof shape, "[%d]", p->shape[0]);
             printf("%-28s %-12s %10zu %12.6f %12.6f\n", p->name, shape, p->numel, st.mean, st.std);
         }
-        printf("%-28s %-12s %10zu\n\n", "total", "", m->n_floats);
-        print_scale((double)m->n_floats);
+        printf("%-28s %-12s %10zu\n\n", "total", "", m->n_values);
+        print_scale((double)m->n_values);
     }
     ps_loaded_close(&l);
     return PS_EXIT_OK;
@@ -365,10 +382,15 @@ int ps_cmd_info(int argc, char **argv)
 /* ---- eval ---- */
 
 static const char eval_usage[] =
-    "usage: paramscope eval [-m MODEL] --data FILE [--json]\n"
+    "usage: paramscope eval [-m MODEL] --data FILE [--json] [--threads N]\n"
     "\n"
     "Mean cross-entropy loss (nats per token) and perplexity of the model on a text\n"
-    "file, over consecutive windows of n_ctx tokens.\n";
+    "file, over consecutive windows of n_ctx tokens.\n"
+    "\n"
+    "  -m, --model MODEL  model file (default: $PARAMSCOPE_MODEL, else the bundled model)\n"
+    "  --data FILE        the text to evaluate on\n"
+    "  --json             print one JSON object: model, data, tokens, unknown, loss, perplexity\n"
+    "  --threads N        BLIS threads (default: one per core)\n";
 
 int ps_cmd_eval(int argc, char **argv)
 {
@@ -456,11 +478,17 @@ int ps_cmd_eval(int argc, char **argv)
     }
     if (status == PS_EXIT_OK) {
         double mean = sum / (double)counted;
-        if (o.json)
-            printf("{\"model\": \"%s\", \"data\": \"%s\", \"tokens\": %zu, \"unknown\": %zu, \"loss\": %.6f, \"perplexity\": %.6f}\n",
-                   l.path, data, counted, corp->n_unknown, mean, exp(mean));
-        else
-            printf("%s on %s: loss %.4f nats/token, perplexity %.2f over %zu predicted tokens (%zu unknown words in the data)\n",
+        if (o.json) {
+            json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f}", "model", l.path, "data", data,
+                                  "tokens", (json_int_t)counted, "unknown", (json_int_t)corp->n_unknown,
+                                  "loss", mean, "perplexity", exp(mean));
+            char *js = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+            if (js)
+                puts(js);
+            free(js);
+            json_decref(j);
+        } else
+            printf("%s on %s: loss %.4f nats/token, perplexity %.2f over %zu predicted tokens (%zu unknown tokens in the data)\n",
                    l.path, data, mean, exp(mean), counted, corp->n_unknown);
     }
     free(in);

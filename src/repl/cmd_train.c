@@ -22,7 +22,7 @@ static const char train_usage[] =
     "                        [--steps N] [--batch B] [--seq T] [--lr X] [--optimizer sgd|momentum|adam|adamw]\n"
     "                        [--schedule constant|cosine|step] [--warmup N] [--decay-steps N] [--min-lr X]\n"
     "                        [--weight-decay X] [--clip X] [--seed S] [--val-fraction F] [--eval-every N]\n"
-    "                        [--min-count N] [--threads N] [--resume FILE]\n"
+    "                        [--min-lr X] [--min-count N] [--threads N] [--resume FILE]\n"
     "\n"
     "Trains a GPT-2-architecture model on a text file and saves it (atomically) with\n"
     "its training state, so that --resume continues exactly where it stopped.\n"
@@ -41,12 +41,17 @@ static const char train_usage[] =
     "  --schedule NAME    constant, cosine (to --min-lr over --decay-steps) or step (default cosine)\n"
     "  --warmup N         linear warmup steps (default 0)\n"
     "  --decay-steps N    length of the cosine or step schedule (default --steps)\n"
+    "  --min-lr X         where cosine ends (default lr / 10)\n"
     "  --weight-decay X   AdamW/Adam weight decay (default 0.1 for adamw, else 0)\n"
     "  --clip X           global gradient-norm limit, 0 for none (default 1)\n"
     "  --seed S           seed for the initial weights and the batches (default 1337)\n"
     "  --val-fraction F   share of the data held out for validation (default 0.1)\n"
     "  --eval-every N     validation loss every N steps (default 100)\n"
-    "  --resume FILE      continue the run saved in FILE (settings come from FILE)\n";
+    "  --min-count N      a new vocabulary keeps words seen at least N times (default 1)\n"
+    "  --threads N        BLIS threads (default: one per core)\n"
+    "  --resume FILE      continue the run saved in FILE: its settings, schedule, data\n"
+    "                     position and optimizer state come from FILE and FILE.state;\n"
+    "                     only --steps, --out, --eval-every and --threads apply\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -96,6 +101,7 @@ typedef struct train_args {
     double lr, min_lr, weight_decay, clip, val_fraction;
     int optimizer, schedule;
     int have_wd, have_batch, have_seq, have_decay;
+    const char *ignored;      /* a setting given with --resume, which keeps the saved ones */
 } train_args;
 
 static int parse(int argc, char **argv, train_args *a)
@@ -119,6 +125,8 @@ static int parse(int argc, char **argv, train_args *a)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c >= O_LAYERS && c <= O_MINC && c != O_STEPS && c != O_EVAL)
+            a->ignored = argv[optind - (optarg ? 2 : 1)];
         switch (c) {
         case O_DATA: a->data = optarg; break;
         case O_OUT: a->out = optarg; break;
@@ -165,6 +173,9 @@ static int parse(int argc, char **argv, train_args *a)
         fprintf(stderr, "paramscope train: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
+    if (a->resume && a->ignored)
+        fprintf(stderr, "paramscope train: note: %s is ignored with --resume, which continues with the saved settings\n",
+                a->ignored);
     if (a->init && a->resume) {
         fprintf(stderr, "paramscope train: --init and --resume cannot be used together\n");
         return -1;
@@ -271,20 +282,26 @@ int ps_cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, &old);
     interrupted = 0;
     fprintf(stderr, "training %s: %zu parameters on %s (%zu tokens, %zu held out), %ld steps of %d x %d, %s, lr %g, seed %llu\n",
-            out, l.model->n_floats, a.data, corp->n, corp->n - tr->n_train, a.steps, tc.batch, tc.seq,
+            out, l.model->n_values, a.data, corp->n, corp->n - tr->n_train, a.steps, tc.batch, tc.seq,
             ps_optim_kind_name(tc.optim.kind), (double)tc.sched.lr, (unsigned long long)tc.seed);
     double t0 = now_s();
     float val = NAN;
     long end = tr->step + a.steps;
     long log_every = a.steps >= 10 ? a.steps / 10 : 1;
+    int abandoned = 0;
     while (tr->step < end && !interrupted) {
         int rc = ps_trainer_step(tr, &err);
         if (rc == PS_ERR_NUMERIC) {
             fprintf(stderr, "%s%s\n", tty ? "\n" : "", err.msg);
-            continue;
+            if (++abandoned < PS_MAX_ABANDONED)
+                continue;
+            ps_error_set(&err, PS_ERR_NUMERIC, "%d steps in a row had a non-finite loss or gradient: "
+                         "the run diverged (try a lower --lr, or --clip)", abandoned);
+            goto loop_fail;
         }
         if (rc)
             goto loop_fail;
+        abandoned = 0;
         long done_steps = tr->step - (end - a.steps);
         int last = tr->step == end;
         if (a.eval_every > 0 && tr->n_tokens > tr->n_train && (tr->step % a.eval_every == 0 || last)) {

@@ -134,15 +134,20 @@ static int run_steps(ps_session *s, long n, ps_out *out)
             return rc;
         n--;
     }
+    int abandoned = 0;
     for (long i = 0; (n < 0 || i < n) && !s->interrupt; i++) {
         rc = ps_trainer_step(t, &out->err);
         ps_session_params_changed(s);
         if (rc == PS_ERR_NUMERIC) {
             fprintf(out->f, "%s\n", out->err.msg);
-            continue;
+            if (++abandoned < PS_MAX_ABANDONED)
+                continue;
+            return ps_fail(out, PS_ERR_NUMERIC, "%d steps in a row had a non-finite loss or gradient: "
+                           "training diverged (try `train set lr` lower, or `train set clip 1`)", abandoned);
         }
         if (rc)
             return rc;
+        abandoned = 0;
         if ((rc = after_step(s, out)))
             return rc;
         fflush(out->f);

@@ -3,11 +3,14 @@
 #include "repl/common.h"
 
 #include <langinfo.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "paramscope/hf_gpt2.h"
+#include "paramscope/infer.h"
 #include "paramscope/sample.h"
 #include "ps_config.h"
 
@@ -46,15 +49,22 @@ int ps_resolve_model(const char *explicit_path, char *buf, size_t size, ps_error
     return PS_OK;
 }
 
+/* A directory, or a safetensors file that is not paramscope's own and has
+ * GPT-2's tokenizer files beside it, is a Hugging Face checkpoint. */
 int ps_loaded_open(ps_loaded *out, const char *path, ps_error *err)
 {
     memset(out, 0, sizeof *out);
-    int rc = ps_model_load(&out->model, &out->tok, &out->meta, path, err);
+    ps_hf_info info = {0};
+    int hf = ps_hf_gpt2_probe(path);
+    int rc = hf ? ps_hf_gpt2_load(&out->model, &out->tok, &info, path, NULL, err)
+                : ps_model_load(&out->model, &out->tok, &out->meta, path, err);
     if (rc)
         return rc;
     out->path = strdup(path);
     struct stat st;
-    out->file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    out->file_bytes = hf ? info.weights_bytes
+                         : stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    ps_hf_info_free(&info);
     if (!out->path) {
         ps_loaded_close(out);
         return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
@@ -90,8 +100,13 @@ int ps_predict(ps_prediction *out, ps_model *m, const ps_tokenizer *tok,
         return ps_error_set(err, PS_ERR_INVALID, "the prompt has no tokens");
     }
     if (out->tokens.n_unknown == out->tokens.n) {
-        ps_error_set(err, PS_ERR_INVALID, "every word of the prompt is outside the vocabulary (%s%s)",
-                     out->tokens.pieces[0], out->tokens.n > 1 ? ", ..." : "");
+        char list[256] = "";
+        for (int i = 0; i < out->tokens.n && strlen(list) < 200; i++) {
+            size_t len = strlen(list);
+            snprintf(list + len, sizeof list - len, "%s%s", i ? " " : "", out->tokens.pieces[i]);
+        }
+        ps_error_set(err, PS_ERR_INVALID, "every token of the prompt is outside the vocabulary: %s%s",
+                     list, strlen(list) >= 200 ? " ..." : "");
         ps_prediction_free(out);
         return PS_ERR_INVALID;
     }
@@ -110,23 +125,35 @@ int ps_predict(ps_prediction *out, ps_model *m, const ps_tokenizer *tok,
         ps_prediction_free(out);
         return ps_error_set(err, PS_ERR_NOMEM, "prediction: out of memory");
     }
-    rc = ps_model_forward(m, out->tokens.ids + out->first, 1, out->n_used, err);
+    /* One inference state kept across calls (and models: it follows m by
+     * pointer, configuration and m->version, see infer.h), so that a prompt
+     * extending the last one, as the explorer predicts on every keystroke,
+     * runs only its new tokens.  The lock keeps two threads out of it; the
+     * logits it owns are read before unlocking. */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static ps_infer *cache;
+    pthread_mutex_lock(&lock);
+    rc = ps_infer_attach(&cache, m, err);
+    if (!rc)
+        rc = ps_infer_prompt(cache, out->tokens.ids + out->first, out->n_used, err);
+    if (!rc) {
+        const float *logits = ps_infer_logits(cache);
+        ps_probs(out->probs, logits, V, temperature);
+        /* Rank by logit: the order is the same at every temperature and ties
+         * are broken the same way, also at temperature 0. */
+        ps_topk(logits, V, out->k, out->top, scratch);
+        for (int i = 0; i < out->k; i++) {
+            out->top_prob[i] = out->probs[out->top[i]];
+            out->top_logit[i] = logits[out->top[i]];
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    free(scratch);
     if (rc) {
-        free(scratch);
         ps_prediction_free(out);
         return rc;
     }
-    const float *logits = ps_model_logits(m, 0, out->n_used - 1);
-    ps_probs(out->probs, logits, V, temperature);
-    /* Rank by logit: the order is the same at every temperature and ties are
-     * broken the same way, also at temperature 0. */
-    ps_topk(logits, V, out->k, out->top, scratch);
-    for (int i = 0; i < out->k; i++) {
-        out->top_prob[i] = out->probs[out->top[i]];
-        out->top_logit[i] = logits[out->top[i]];
-    }
     out->entropy = ps_entropy(out->probs, V);
-    free(scratch);
     return PS_OK;
 }
 
@@ -194,7 +221,7 @@ void ps_print_prediction(FILE *out, const ps_prediction *p, const ps_tokenizer *
         fprintf(out, p->tokens.unknown[i] ? " [%s]?" : " %s", p->tokens.pieces[i]);
     fputc('\n', out);
     if (p->tokens.n_unknown)
-        fprintf(out, "  (%d unknown word%s, read as <unk>)\n", p->tokens.n_unknown,
+        fprintf(out, "  (%d unknown token%s, read as <unk>)\n", p->tokens.n_unknown,
                 p->tokens.n_unknown == 1 ? "" : "s");
     if (p->first)
         fprintf(out, "  (the prompt is longer than the model's context: only its last %d tokens are used)\n",

@@ -142,7 +142,25 @@ check "save onto a full disk" 1 "keep.safetensors"
 cmp -s "$WORK/keep.safetensors" "$WORK/keep.orig" && ok || bad "a failed save changed the previous file"
 ls "$WORK" | grep -q 'keep.safetensors.tmp' && bad "a failed save left a temporary file" || ok
 
+# a diverging run stops with an error instead of looping
+run "$PS" train --data "$WORK/small.txt" --layers 1 --heads 1 --embd 8 --ctx 8 --steps 30 --lr 100 \
+    --optimizer sgd --clip 0 --schedule constant --out "$WORK/div.safetensors"
+check "a diverging run stops" 1 "in a row had a non-finite loss"
+# settings given with --resume are named as ignored
+run "$PS" train --data "$WORK/small.txt" --steps 1 --lr 0.5 --resume "$WORK/half.safetensors" --out "$WORK/r2.safetensors"
+check "resume ignores new settings, and says so" 0 "--lr is ignored with --resume"
+run "$PS" generate xyzzy plugh
+check "generate from only unknown words" 2 "outside the vocabulary"
+mkdir -p "$WORK/we\"ird"
+cp "$SRC/models/corpus.txt" "$WORK/we\"ird/c.txt"
+run "$PS" eval --json --data "$WORK/we\"ird/c.txt"
+check "eval --json with a quote in the path" 0
+grep -qF '"data": "'"$WORK"'/we\"ird/c.txt"' "$OUT" && ok || bad "eval --json: the path is not escaped"
+
 # ---- the program ----
+printf 'help\n' | "$PS" >"$OUT" 2>"$ERR"; rc=$?
+check "no arguments, commands on standard input" 0
+expect_out "help on standard input" "Commands (help COMMAND for more)"
 run "$PS" --version
 check "--version" 0
 run "$PS" frobnicate
