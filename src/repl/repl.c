@@ -437,8 +437,8 @@ int ps_repl_interactive(ps_session *s, ps_out *out)
     rl_catch_signals = 0;
     char *hist = history_path();
     using_history();
-    if (hist)
-        read_history(hist);
+    if (hist && read_history(hist) != 0)
+        write_history(hist);   /* append_history needs the file to exist */
     int interrupts = 0;
     while (!s->quit) {
         have_line = 0;
