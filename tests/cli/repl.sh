@@ -21,6 +21,15 @@ awk '/^tokens:/{n++} n==2 && /%/' "$OUT" | grep -qE ' -[0-9.]+$' && ok || bad "a
 expect_out "loss chart" "training loss, 3 points"
 expect_out "stats" "mean"
 
+# ---- scripts with expected output (regenerate: see tests/cli/scripts/README) ----
+for cmd in "$S"/*.cmd; do
+    want="${cmd%.cmd}.out"
+    [ -f "$want" ] || continue
+    "$PS" --plain <"$cmd" >"$OUT" 2>&1
+    if diff -u "$want" "$OUT" >"$WORK/diff"; then ok; else
+        bad "$(basename "$cmd"): output differs from $(basename "$want")"; head -30 "$WORK/diff"; fi
+done
+
 # ---- batch mode errors: FILE:LINE and exit status ----
 printf 'set top 3\nfrobnicate\nset top 4\n' >"$WORK/bad.cmd"
 "$PS" --plain <"$WORK/bad.cmd" >"$OUT" 2>"$ERR"; rc=$?
