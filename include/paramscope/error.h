@@ -50,4 +50,8 @@ int ps_error_prefix(ps_error *err, const char *fmt, ...)
 
 void ps_error_clear(ps_error *err);
 
+/* s made safe for a one-line message: control characters become '?', and a
+ * string longer than cap - 4 ends in "...".  Returns buf (cap >= 8). */
+const char *ps_printable(const char *s, char *buf, size_t cap);
+
 #endif

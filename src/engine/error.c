@@ -48,3 +48,18 @@ void ps_error_clear(ps_error *err)
         err->msg[0] = '\0';
     }
 }
+
+const char *ps_printable(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0, max = cap - 4;
+    for (; s[n] && n < max; n++) {
+        unsigned char c = (unsigned char)s[n];
+        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (s[n]) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    return buf;
+}

@@ -105,22 +105,6 @@ static const char *dims_str(const int64_t *shape, int ndim, char *buf, size_t ca
     return buf;
 }
 
-/* Names come from the file: one line, bounded. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-    size_t n = 0, max = cap - 4;
-    for (; s[n] && n < max; n++) {
-        unsigned char c = (unsigned char)s[n];
-        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[n]) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 void ps_hf_info_free(ps_hf_info *info)
 {
     if (!info)
@@ -260,7 +244,7 @@ static int fail_unexpected(const ps_st_file *f, const char *name, ps_error *err)
     char nb[96];
     return ps_error_set(err, PS_ERR_FORMAT, "%s: unexpected tensor '%s': not a "
                         "parameter of a GPT-2 language model", f->path,
-                        shown(name, nb, sizeof nb));
+                        ps_printable(name, nb, sizeof nb));
 }
 
 static int fail_twice(const ps_st_file *f, const char *name, ps_error *err)
@@ -268,7 +252,7 @@ static int fail_twice(const ps_st_file *f, const char *name, ps_error *err)
     char nb[96];
     return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s' is stored twice "
                         "(with and without the '" PREFIX "' prefix)", f->path,
-                        shown(name, nb, sizeof nb));
+                        ps_printable(name, nb, sizeof nb));
 }
 
 /* First pass: the layer count and the tensors outside the blocks. */
@@ -495,7 +479,7 @@ static int check_variant(const char *path, json_t *root, ps_error *err)
     json_t *v = json_object_get(root, "model_type");
     if (json_is_string(v) && strcmp(json_string_value(v), "gpt2") != 0)
         return ps_error_set(err, PS_ERR_FORMAT, "%s: model_type is \"%s\", expected "
-                            "\"gpt2\"", path, shown(json_string_value(v), vb, sizeof vb));
+                            "\"gpt2\"", path, ps_printable(json_string_value(v), vb, sizeof vb));
     v = json_object_get(root, "activation_function");
     if (json_is_string(v)) {
         const char *a = json_string_value(v);
@@ -504,7 +488,7 @@ static int check_variant(const char *path, json_t *root, ps_error *err)
             return ps_error_set(err, PS_ERR_FORMAT, "%s: activation_function is "
                                 "\"%s\"; paramscope's GPT-2 uses GELU's tanh "
                                 "approximation (\"gelu_new\")", path,
-                                shown(a, vb, sizeof vb));
+                                ps_printable(a, vb, sizeof vb));
     }
     v = json_object_get(root, "layer_norm_epsilon");
     if (json_is_number(v) && fabs(json_number_value(v) - 1e-5) > 1e-9)

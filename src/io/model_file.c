@@ -90,22 +90,6 @@ int ps_meta_key_reserved(const char *key)
 
 /* ---- loading: metadata ---- */
 
-/* Metadata values come from the file: one line, bounded length. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-    size_t n = 0, max = cap - 4;
-    for (; s[n] && n < max; n++) {
-        unsigned char c = (unsigned char)s[n];
-        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[n]) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* The metadata value for key, which must equal want. */
 static int expect_value(const ps_st_file *f, const char *key, const char *want,
                         ps_error *err)
@@ -117,7 +101,7 @@ static int expect_value(const ps_st_file *f, const char *key, const char *want,
                             "no '%s' in the metadata", f->path, key);
     if (strcmp(v, want) != 0)
         return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata '%s' is \"%s\", "
-                            "expected \"%s\"", f->path, key, shown(v, vb, sizeof vb),
+                            "expected \"%s\"", f->path, key, ps_printable(v, vb, sizeof vb),
                             want);
     return 0;
 }
@@ -137,12 +121,12 @@ static int parse_size(const ps_st_file *f, const char *key, int *out, ps_error *
         x = x * 10 + (v[i] - '0');
         if (x > INT_MAX)
             return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata '%s' is %s, "
-                                "too large", f->path, key, shown(v, vb, sizeof vb));
+                                "too large", f->path, key, ps_printable(v, vb, sizeof vb));
     }
     if (i == 0 || v[i] != '\0')
         return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata '%s' is \"%s\", "
                             "expected a decimal integer", f->path, key,
-                            shown(v, vb, sizeof vb));
+                            ps_printable(v, vb, sizeof vb));
     *out = (int)x;
     return 0;
 }
@@ -188,7 +172,7 @@ static int read_tokenizer(const ps_st_file *f, const ps_config *cfg,
     if (!bpe && strcmp(kind, "words") != 0)
         return ps_error_set(err, PS_ERR_FORMAT, "%s: metadata 'tokenizer' is "
                             "\"%s\", expected \"words\" or \"gpt2-bpe\"", f->path,
-                            shown(kind, vb, sizeof vb));
+                            ps_printable(kind, vb, sizeof vb));
     const char *vocab = ps_st_meta(f, bpe ? "bpe_vocab" : "vocab");
     const char *merges = bpe ? ps_st_meta(f, "bpe_merges") : NULL;
     if (!vocab || (bpe && !merges))
@@ -297,7 +281,7 @@ static int check_tensors(const ps_st_file *f, ps_model *m, ps_error *err)
             char nb[96];
             return ps_error_set(err, PS_ERR_FORMAT, "%s: unexpected tensor '%s': "
                                 "not a parameter of GPT-2 with n_layer %d",
-                                f->path, shown(f->tensors[i].name, nb, sizeof nb),
+                                f->path, ps_printable(f->tensors[i].name, nb, sizeof nb),
                                 m->cfg.n_layer);
         }
     }

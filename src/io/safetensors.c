@@ -139,22 +139,6 @@ uint16_t ps_f32_to_f16(float f)
 
 /* ---- messages ---- */
 
-/* Tensor names come from the file: keep messages on one line and short. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-    size_t n = 0, max = cap - 4;
-    for (; s[n] && n < max; n++) {
-        unsigned char c = (unsigned char)s[n];
-        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[n]) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 static int fail_tensor(ps_error *err, const char *path, const char *name,
                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -167,7 +151,7 @@ static int fail_tensor(ps_error *err, const char *path, const char *name,
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s': %s", path,
-                        shown(name, nb, sizeof nb), why);
+                        ps_printable(name, nb, sizeof nb), why);
 }
 
 static int fail_header(ps_error *err, const char *path, const char *fmt, ...)
@@ -240,9 +224,9 @@ static int fail_duplicate(ps_error *err, const char *path, const char *hdr,
         return fail_header(err, path, "duplicate key (%s)", je->text);
     if (top)
         return fail_header(err, path, "duplicate tensor name '%s'",
-                           shown(key, kb, sizeof kb));
+                           ps_printable(key, kb, sizeof kb));
     return fail_header(err, path, "duplicate key '%s' inside an entry",
-                       shown(key, kb, sizeof kb));
+                       ps_printable(key, kb, sizeof kb));
 }
 
 static int check_metadata(ps_error *err, const char *path, json_t *meta)
@@ -256,7 +240,7 @@ static int check_metadata(ps_error *err, const char *path, json_t *meta)
         char kb[96];
         if (!json_is_string(v))
             return fail_header(err, path, "__metadata__ '%s' is %s, expected "
-                               "a string", shown(k, kb, sizeof kb), json_kind(v));
+                               "a string", ps_printable(k, kb, sizeof kb), json_kind(v));
     }
     return 0;
 }
@@ -288,7 +272,7 @@ static int check_entry(ps_error *err, const char *path, const char *name,
     if (!dtype_parse(json_string_value(dt), &t->dtype)) {
         char db[64];
         return fail_tensor(err, path, name, "unknown dtype '%s'",
-                           shown(json_string_value(dt), db, sizeof db));
+                           ps_printable(json_string_value(dt), db, sizeof db));
     }
 
     json_t *sh = json_object_get(e, "shape");
@@ -399,7 +383,7 @@ static int check_tiling(ps_error *err, const ps_st_file *f, uint64_t data_len)
                                  "'%s' ends at %llu",
                                  (unsigned long long)(t->begin - covered),
                                  (unsigned long long)t->begin,
-                                 shown(prev->name, nb, sizeof nb),
+                                 ps_printable(prev->name, nb, sizeof nb),
                                  (unsigned long long)covered);
             else
                 rc = fail_tensor(err, f->path, t->name, "hole of %llu bytes "
@@ -411,7 +395,7 @@ static int check_tiling(ps_error *err, const ps_st_file *f, uint64_t data_len)
                              "overlap tensor '%s' [%llu, %llu]",
                              (unsigned long long)t->begin,
                              (unsigned long long)t->end,
-                             shown(prev->name, nb, sizeof nb),
+                             ps_printable(prev->name, nb, sizeof nb),
                              (unsigned long long)prev->begin,
                              (unsigned long long)prev->end);
         }
@@ -685,18 +669,18 @@ static int build_header(const char *path, const ps_st_out *tensors, int n_tensor
         }
         if (json_object_get(meta, meta_keys[i])) {
             rc = ps_error_set(err, PS_ERR_INVALID, "%s: duplicate metadata key '%s'",
-                              path, shown(meta_keys[i], nb, sizeof nb));
+                              path, ps_printable(meta_keys[i], nb, sizeof nb));
             goto fail;
         }
         json_t *v = json_string(meta_vals[i]);
         if (!v) {   /* jansson only takes UTF-8 */
             rc = ps_error_set(err, PS_ERR_INVALID, "%s: metadata '%s' is not "
-                              "valid UTF-8", path, shown(meta_keys[i], nb, sizeof nb));
+                              "valid UTF-8", path, ps_printable(meta_keys[i], nb, sizeof nb));
             goto fail;
         }
         if (json_object_set_new(meta, meta_keys[i], v) < 0) {
             rc = ps_error_set(err, PS_ERR_INVALID, "%s: metadata key '%s' is not "
-                              "valid UTF-8", path, shown(meta_keys[i], nb, sizeof nb));
+                              "valid UTF-8", path, ps_printable(meta_keys[i], nb, sizeof nb));
             goto fail;
         }
     }
@@ -708,12 +692,12 @@ static int build_header(const char *path, const ps_st_out *tensors, int n_tensor
             json_object_get(root, t->name)) {
             rc = ps_error_set(err, PS_ERR_INVALID, "%s: tensor %d: missing, "
                               "reserved or duplicate name '%s'", path, i,
-                              t->name ? shown(t->name, nb, sizeof nb) : "(null)");
+                              t->name ? ps_printable(t->name, nb, sizeof nb) : "(null)");
             goto fail;
         }
         if (t->ndim < 0 || t->ndim > PS_ST_MAX_DIMS) {
             rc = ps_error_set(err, PS_ERR_INVALID, "%s: tensor '%s': %d dimensions",
-                              path, shown(t->name, nb, sizeof nb), t->ndim);
+                              path, ps_printable(t->name, nb, sizeof nb), t->ndim);
             goto fail;
         }
         json_t *entry = json_object(), *shape = json_array(), *offs = json_array();
@@ -738,7 +722,7 @@ static int build_header(const char *path, const ps_st_out *tensors, int n_tensor
             json_decref(shape);
             json_decref(offs);
             rc = ps_error_set(err, PS_ERR_INVALID, "%s: tensor '%s': bad shape "
-                              "or no data", path, shown(t->name, nb, sizeof nb));
+                              "or no data", path, ps_printable(t->name, nb, sizeof nb));
             goto fail;
         }
         json_array_append_new(offs, json_integer((json_int_t)off));
@@ -749,7 +733,7 @@ static int build_header(const char *path, const ps_st_out *tensors, int n_tensor
         json_object_set_new(entry, "data_offsets", offs);
         if (json_object_set_new(root, t->name, entry) < 0) {
             rc = ps_error_set(err, PS_ERR_INVALID, "%s: tensor name '%s' is not "
-                              "valid UTF-8", path, shown(t->name, nb, sizeof nb));
+                              "valid UTF-8", path, ps_printable(t->name, nb, sizeof nb));
             goto fail;
         }
     }

@@ -23,32 +23,6 @@
 
 /* ---- helpers ---- */
 
-static const char *fmt_count(size_t n, char *buf, size_t size)
-{
-    char digits[32];
-    int len = snprintf(digits, sizeof digits, "%zu", n);
-    size_t o = 0;
-    for (int i = 0; i < len && o + 2 < size; i++) {
-        if (i > 0 && (len - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-static const char *fmt_bytes(double b, char *buf, size_t size)
-{
-    static const char *const unit[] = {"bytes", "KB", "MB", "GB", "TB"};
-    int u = 0;
-    while (b >= 1024.0 && u < 4) {
-        b /= 1024.0;
-        u++;
-    }
-    snprintf(buf, size, u == 0 ? "%.0f %s" : "%.1f %s", b, unit[u]);
-    return buf;
-}
-
 /* An address and the journal's regions for it. */
 typedef struct target {
     addr_view v;
@@ -81,7 +55,7 @@ static void describe(const target *t, char *buf, size_t size)
     if (t->v.ndim == 0 || len >= size)
         return;
     len += (size_t)snprintf(buf + len, size - len, " (%s value%s",
-                            fmt_count(t->numel, n, sizeof n), t->numel == 1 ? "" : "s");
+                            ps_fmt_count(t->numel, n, sizeof n), t->numel == 1 ? "" : "s");
     if (t->v.base != ADDR_BASE_TENSOR) {
         for (int i = 0; i < t->n && len < size; i++) {
             int seen = 0;
@@ -271,7 +245,7 @@ static int cmd_prune(ps_session *s, int argc, char **argv, ps_out *out)
         return rc;
     describe(&t, what, sizeof what);
     fprintf(out->f, "pruned %s: zeroed the %s smallest |x| (%g%%)", what,
-            fmt_count(res.n_zeroed, a, sizeof a), pct);
+            ps_fmt_count(res.n_zeroed, a, sizeof a), pct);
     finish_line(out->f, &res);
     return PS_OK;
 }
@@ -296,8 +270,8 @@ static int cmd_quantize(ps_session *s, int argc, char **argv, ps_out *out)
     fprintf(out->f, "quantized %s to %ld bits", what, bits);
     finish_line(out->f, &res);
     fprintf(out->f, "  mean error %.3g, max %.3g; %s instead of %s as float32 (%.1f%%)\n",
-            res.quant_mean_err, res.quant_max_err, fmt_bytes((double)res.quant_bytes, q, sizeof q),
-            fmt_bytes(full, f32, sizeof f32), full > 0 ? 100.0 * (double)res.quant_bytes / full : 0);
+            res.quant_mean_err, res.quant_max_err, ps_fmt_bytes((double)res.quant_bytes, q, sizeof q),
+            ps_fmt_bytes(full, f32, sizeof f32), full > 0 ? 100.0 * (double)res.quant_bytes / full : 0);
     return PS_OK;
 }
 
@@ -344,10 +318,10 @@ static int ablate(ps_session *s, const char *arg, int neuron, ps_out *out)
         return rc;
     if (neuron)
         fprintf(out->f, "ablated neuron %ld.%ld: zeroed its c_fc column, bias and c_proj row "
-                "(%s values)", layer, idx, fmt_count(res.n_values, n, sizeof n));
+                "(%s values)", layer, idx, ps_fmt_count(res.n_values, n, sizeof n));
     else
         fprintf(out->f, "ablated head %ld.%ld: zeroed its q, k, v and c_proj rows (%s values)",
-                layer, idx, fmt_count(res.n_values, n, sizeof n));
+                layer, idx, ps_fmt_count(res.n_values, n, sizeof n));
     finish_line(out->f, &res);
     return PS_OK;
 }
@@ -446,7 +420,7 @@ static int reset_view(ps_session *s, const target *t, ps_out *out)
     if (rc)
         return rc;
     fprintf(out->f, "reset %s to the file's values (%s changed)", what,
-            fmt_count(res.n_changed, n, sizeof n));
+            ps_fmt_count(res.n_changed, n, sizeof n));
     finish_line(out->f, &res);
     return PS_OK;
 }
@@ -471,7 +445,7 @@ static int cmd_reset(ps_session *s, int argc, char **argv, ps_out *out)
             return PS_OK;
         }
         fprintf(out->f, "reset %d tensor%s (%s values) to the file's values; `undo` takes it back",
-                nd, nd == 1 ? "" : "s", fmt_count(res.n_values, n, sizeof n));
+                nd, nd == 1 ? "" : "s", ps_fmt_count(res.n_values, n, sizeof n));
         finish_line(out->f, &res);
         return PS_OK;
     }
@@ -612,16 +586,16 @@ static int cmd_diff(ps_session *s, int argc, char **argv, ps_out *out)
     for (int i = 0; i < nd; i++) {
         int w = (int)strlen(d[i].param->name);
         name_w = w > name_w ? w : name_w;
-        w = snprintf(cnt, sizeof cnt, "%s / %s", fmt_count(d[i].n_changed, a, sizeof a),
-                     fmt_count(d[i].param->numel, b, sizeof b));
+        w = snprintf(cnt, sizeof cnt, "%s / %s", ps_fmt_count(d[i].n_changed, a, sizeof a),
+                     ps_fmt_count(d[i].param->numel, b, sizeof b));
         cnt_w = w > cnt_w ? w : cnt_w;
         changed += d[i].n_changed;
     }
     fprintf(f, "%-*s  %*s %13s %13s\n", name_w, "tensor", cnt_w, "values changed",
             "L2 of change", "max |change|");
     for (int i = 0; i < nd; i++) {
-        snprintf(cnt, sizeof cnt, "%s / %s", fmt_count(d[i].n_changed, a, sizeof a),
-                 fmt_count(d[i].param->numel, b, sizeof b));
+        snprintf(cnt, sizeof cnt, "%s / %s", ps_fmt_count(d[i].n_changed, a, sizeof a),
+                 ps_fmt_count(d[i].param->numel, b, sizeof b));
         fprintf(f, "%-*s  %*s %13.4g %13.4g", name_w, d[i].param->name, cnt_w, cnt, d[i].l2,
                 d[i].max_abs);
         if (d[i].n_nonfinite)
@@ -630,7 +604,7 @@ static int cmd_diff(ps_session *s, int argc, char **argv, ps_out *out)
     }
     char n[32];
     fprintf(f, "%d tensor%s differ%s from the file, %s values in all\n", nd, nd == 1 ? "" : "s",
-            nd == 1 ? "s" : "", fmt_count(changed, n, sizeof n));
+            nd == 1 ? "s" : "", ps_fmt_count(changed, n, sizeof n));
     diff_predictions(s, d, nd, out);
     free(d);
     return PS_OK;
@@ -660,12 +634,12 @@ static int cmd_history(ps_session *s, int argc, char **argv, ps_out *out)
         if (ps_perturb_entry_info(j, i, &e, &out->err))
             return out->err.code;
         fprintf(f, "%*d  %-44s %9s value%s%s\n", num_w, i + 1, e.name,
-                fmt_count(e.n_values, n, sizeof n), e.n_values == 1 ? "" : "s",
+                ps_fmt_count(e.n_values, n, sizeof n), e.n_values == 1 ? "" : "s",
                 e.applied ? "" : "  (undone)");
     }
     fprintf(f, "%d entr%s, %d applied; %s stored (cap %s)", count, count == 1 ? "y" : "ies", cur,
-            ps_perturb_bytes(j) ? fmt_bytes((double)ps_perturb_bytes(j), b, sizeof b) : "0 bytes",
-            fmt_bytes((double)ps_perturb_cap(j), c, sizeof c));
+            ps_perturb_bytes(j) ? ps_fmt_bytes((double)ps_perturb_bytes(j), b, sizeof b) : "0 bytes",
+            ps_fmt_bytes((double)ps_perturb_cap(j), c, sizeof c));
     if (dropped)
         fprintf(f, "; %llu older dropped", (unsigned long long)dropped);
     fputc('\n', f);

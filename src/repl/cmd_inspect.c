@@ -39,49 +39,6 @@ static const char *ellipsis(const ps_out *out)
     return out->utf8 ? "\u2026" : "...";
 }
 
-/* 16384 -> "16,384" */
-static const char *fmt_count(size_t n, char *buf, size_t size)
-{
-    char digits[32];
-    int len = snprintf(digits, sizeof digits, "%zu", n);
-    size_t o = 0;
-    for (int i = 0; i < len && o + 2 < size; i++) {
-        if (i > 0 && (len - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-/* 124439808 -> "124M", 1.5e9 -> "1.5B" */
-static const char *fmt_human(double n, char *buf, size_t size)
-{
-    static const char *const unit[] = {"", "K", "M", "B", "T"};
-    int u = 0;
-    while (n >= 999.5 && u < 4) {
-        n /= 1000.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, size, "%.0f", n);
-    else
-        snprintf(buf, size, n < 9.95 ? "%.1f%s" : "%.0f%s", n, unit[u]);
-    return buf;
-}
-
-static const char *fmt_bytes(double b, char *buf, size_t size)
-{
-    static const char *const unit[] = {"bytes", "KB", "MB", "GB", "TB"};
-    int u = 0;
-    while (b >= 1024.0 && u < 4) {
-        b /= 1024.0;
-        u++;
-    }
-    snprintf(buf, size, u == 0 ? "%.0f %s" : "%.1f %s", b, unit[u]);
-    return buf;
-}
-
 /* "[16, 48]", "[16]" */
 static const char *fmt_shape(const ps_param *p, char *buf, size_t size)
 {
@@ -190,7 +147,7 @@ static void print_stats_line(FILE *f, const ps_stats *st)
 {
     char n[32];
     fprintf(f, "  %s values  mean %.4g  std %.4g  L2 norm %.4g\n  min %.4g  max %.4g  "
-            "mean |x| %.4g\n", fmt_count(st->count, n, sizeof n), st->mean, st->std, st->l2,
+            "mean |x| %.4g\n", ps_fmt_count(st->count, n, sizeof n), st->mean, st->std, st->l2,
             st->min, st->max, st->mean_abs);
     if (st->n_nonfinite)
         fprintf(f, "  and %zu NaN or infinite value%s\n", st->n_nonfinite,
@@ -437,7 +394,7 @@ static void view_dims(const addr_view *v, char *buf, size_t size)
     char n[32];
     if (v->n_regions > 1)
         snprintf(buf, size, "%d regions, %s values", v->n_regions,
-                 fmt_count(addr_view_numel(v), n, sizeof n));
+                 ps_fmt_count(addr_view_numel(v), n, sizeof n));
     else if (v->ndim == 2)
         snprintf(buf, size, "[%zu, %zu]", r->rows, r->cols);
     else if (v->ndim == 1)
@@ -520,13 +477,13 @@ static int cmd_tensors(ps_session *s, int argc, char **argv, ps_out *out)
                          (size_t)p->shape[1]);
         char shape[32], n[32];
         fprintf(f, "%-*s  %-12s %11s %11.4g %11.4g%s\n", name_w, p->name,
-                fmt_shape(p, shape, sizeof shape), fmt_count(p->numel, n, sizeof n), st.mean,
+                fmt_shape(p, shape, sizeof shape), ps_fmt_count(p->numel, n, sizeof n), st.mean,
                 st.std, st.n_nonfinite ? "  (NaN/Inf)" : "");
         total += p->numel;
     }
     char n[32];
     fprintf(f, "%d tensor%s, %s values\n", shown, shown == 1 ? "" : "s",
-            fmt_count(total, n, sizeof n));
+            ps_fmt_count(total, n, sizeof n));
     return PS_OK;
 }
 
@@ -543,8 +500,8 @@ static int is_bias_name(const char *name)
 static void count_row(FILE *f, const char *label, const size_t c[2], size_t total, int share)
 {
     char a[32], b[32], t[32];
-    fprintf(f, "  %-16s %13s %11s %13s", label, fmt_count(c[C_WEIGHT], a, sizeof a),
-            fmt_count(c[C_BIAS], b, sizeof b), fmt_count(c[0] + c[1], t, sizeof t));
+    fprintf(f, "  %-16s %13s %11s %13s", label, ps_fmt_count(c[C_WEIGHT], a, sizeof a),
+            ps_fmt_count(c[C_BIAS], b, sizeof b), ps_fmt_count(c[0] + c[1], t, sizeof t));
     if (share)
         fprintf(f, "  %5.1f%%", total ? 100.0 * (double)(c[0] + c[1]) / (double)total : 0.0);
     fputc('\n', f);
@@ -588,8 +545,8 @@ static int cmd_count(ps_session *s, int argc, char **argv, ps_out *out)
     for (int k = 0; k < 4; k++)
         count_row(f, kind_name[k], kind[k], total, 1);
     char n[32], h[16], b[32];
-    fprintf(f, "total: %s parameters (%s), %s as float32\n", fmt_count(total, n, sizeof n),
-            fmt_human((double)total, h, sizeof h), fmt_bytes(4.0 * (double)total, b, sizeof b));
+    fprintf(f, "total: %s parameters (%s), %s as float32\n", ps_fmt_count(total, n, sizeof n),
+            ps_fmt_human((double)total, h, sizeof h), ps_fmt_bytes(4.0 * (double)total, b, sizeof b));
     fputs("(LayerNorm gains count as weights; the output layer reuses wte.weight, so it\n"
           "adds nothing)\n", f);
 
@@ -605,7 +562,7 @@ static int cmd_count(ps_session *s, int argc, char **argv, ps_out *out)
         char ratio[64];
         if (r >= 1000)
             snprintf(ratio, sizeof ratio, "%s times this model",
-                     fmt_count((size_t)llround(r), n, sizeof n));
+                     ps_fmt_count((size_t)llround(r), n, sizeof n));
         else if (r >= 1.005)
             snprintf(ratio, sizeof ratio, "%.3g times this model", r);
         else if (r > 0.995)
@@ -646,7 +603,7 @@ static int cmd_stats(ps_session *s, int argc, char **argv, ps_out *out)
     FILE *f = out->f;
     char n[32], z[32];
     print_heading(f, &v, NULL);
-    fprintf(f, "  count     %s\n", fmt_count(st.count, n, sizeof n));
+    fprintf(f, "  count     %s\n", ps_fmt_count(st.count, n, sizeof n));
     fprintf(f, "  mean      %.6g\n", st.mean);
     fprintf(f, "  std       %.6g\n", st.std);
     fprintf(f, "  min       %.6g\n", st.min);
@@ -654,7 +611,7 @@ static int cmd_stats(ps_session *s, int argc, char **argv, ps_out *out)
     fprintf(f, "  L2 norm   %.6g\n", st.l2);
     fprintf(f, "  mean |x|  %.6g\n", st.mean_abs);
     fprintf(f, "  zeros     %s (%.4g%%)\n",
-            fmt_count((size_t)llround(st.frac_zero * (double)st.count), z, sizeof z),
+            ps_fmt_count((size_t)llround(st.frac_zero * (double)st.count), z, sizeof z),
             100.0 * st.frac_zero);
     if (st.n_nonfinite)
         fprintf(f, "  NaN/Inf   %zu (not counted above)\n", st.n_nonfinite);
@@ -666,7 +623,7 @@ static int cmd_stats(ps_session *s, int argc, char **argv, ps_out *out)
             char where[ADDR_NAME_MAX];
             ps_region reg = to_region(&v.regions[i]);
             ps_region_format(&reg, where, sizeof where);
-            fprintf(f, "  %-34s %9s %11.4g %11.4g\n", where, fmt_count(rs.count, n, sizeof n),
+            fprintf(f, "  %-34s %9s %11.4g %11.4g\n", where, ps_fmt_count(rs.count, n, sizeof n),
                     rs.mean, rs.std);
         }
     }
@@ -690,7 +647,7 @@ static int cmd_hist(ps_session *s, int argc, char **argv, ps_out *out)
     FILE *f = out->f;
     char n[32];
     double lo = st.min, hi = st.max, step = (hi - lo) / (double)bins;
-    fprintf(f, "%s: %s values in [%.4g, %.4g]", v.name, fmt_count(st.count, n, sizeof n), lo,
+    fprintf(f, "%s: %s values in [%.4g, %.4g]", v.name, ps_fmt_count(st.count, n, sizeof n), lo,
             hi);
     if (hi > lo)
         fprintf(f, ", %ld bins of %.4g", bins, step);
@@ -734,7 +691,7 @@ static int cmd_hist(ps_session *s, int argc, char **argv, ps_out *out)
     }
     char buf[64];
     nf.w = fmt_num(buf, sizeof buf, &nf, -amax);
-    int cw = (int)strlen(fmt_count(cmax, n, sizeof n));
+    int cw = (int)strlen(ps_fmt_count(cmax, n, sizeof n));
     int bar_w = out_width(out) - (2 + 2 * nf.w + 1 + 2 + cw + 1) - 1;
     if (bar_w < 10)
         bar_w = 10;
@@ -753,7 +710,7 @@ static int cmd_hist(ps_session *s, int argc, char **argv, ps_out *out)
         put_cell(f, nf.w, ea, la);
         fputc(' ', f);
         put_cell(f, nf.w, ez, lz);
-        fprintf(f, "  %*s %s\n", cw, fmt_count(counts[b], n, sizeof n), bar);
+        fprintf(f, "  %*s %s\n", cw, ps_fmt_count(counts[b], n, sizeof n), bar);
     }
     free(counts);
     return PS_OK;
@@ -998,7 +955,7 @@ static int cmd_export(ps_session *s, int argc, char **argv, ps_out *out)
     char dims[64], n[32];
     view_dims(&v, dims, sizeof dims);
     fprintf(out->f, "wrote %s%s%s (%s value%s) to %s\n", v.name, dims[0] ? " " : "", dims,
-            fmt_count(addr_view_numel(&v), n, sizeof n), addr_view_numel(&v) == 1 ? "" : "s",
+            ps_fmt_count(addr_view_numel(&v), n, sizeof n), addr_view_numel(&v) == 1 ? "" : "s",
             path);
     return PS_OK;
 fail:

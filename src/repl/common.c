@@ -285,3 +285,47 @@ char *ps_prediction_json(const ps_prediction *p, const ps_tokenizer *tok, const 
     json_decref(o);
     return s;
 }
+
+/* ---- numbers for people ---- */
+
+const char *ps_fmt_count(size_t n, char *buf, size_t size)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%zu", n);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 2 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+const char *ps_fmt_human(double n, char *buf, size_t size)
+{
+    static const char *const unit[] = {"", "K", "M", "B", "T"};
+    int u = 0;
+    while (n >= 999.5 && u < 4) {
+        n /= 1000.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, size, "%.0f", n);
+    else
+        snprintf(buf, size, n < 9.95 ? "%.1f%s" : "%.0f%s", n, unit[u]);
+    return buf;
+}
+
+const char *ps_fmt_bytes(double b, char *buf, size_t size)
+{
+    static const char *const unit[] = {"bytes", "KB", "MB", "GB", "TB"};
+    int u = 0;
+    while (b >= 1024.0 && u < 4) {
+        b /= 1024.0;
+        u++;
+    }
+    snprintf(buf, size, u == 0 ? "%.0f %s" : "%.1f %s", b, unit[u]);
+    return buf;
+}
+

@@ -63,6 +63,12 @@ int ps_utf8_output(void);
 /* Appends a bar of `width` cells at fraction frac in [0, 1] to buf. */
 void ps_render_bar(char *buf, size_t size, double frac, int width, int utf8);
 
+/* Numbers for people: 124439808 -> "124,439,808" (fmt_count), -> "124M"
+ * (fmt_human), 3453344 bytes -> "3.3 MB" (fmt_bytes).  Return buf. */
+const char *ps_fmt_count(size_t n, char *buf, size_t size);
+const char *ps_fmt_human(double n, char *buf, size_t size);
+const char *ps_fmt_bytes(double b, char *buf, size_t size);
+
 /* Joins argv[from..argc) with spaces into a malloc'd string. */
 char *ps_join_args(int argc, char **argv, int from);
 

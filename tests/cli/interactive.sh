@@ -13,13 +13,13 @@ screen() { $T capture-pane -p -t s; }
 # wait_for TEXT [SECONDS]: until the screen shows TEXT
 wait_for() {
     local i
-    for i in $(seq 1 $((${2:-10} * 10))); do
+    for i in $(seq 1 $((${2:-30} * 10))); do
         screen | grep -qF -- "$1" && return 0
         sleep 0.1
     done
     return 1
 }
-expect_screen() { if wait_for "$2" "${3:-10}"; then ok; else bad "$1: the screen lacks '$2'"; screen | tail -8 | sed 's/^/  | /'; fi; }
+expect_screen() { if wait_for "$2" "${3:-30}"; then ok; else bad "$1: the screen lacks '$2'"; screen | tail -8 | sed 's/^/  | /'; fi; }
 
 $T new-session -d -s s -x 100 -y 30 "env TERM=xterm-256color PARAMSCOPE_THREADS=1 $PS --plain; echo EXITED \$?; sleep 30"
 expect_screen "prompt" "paramscope>"
@@ -37,9 +37,9 @@ expect_screen "an edit" "to 0.5"
 
 # Ctrl-C stops a long command and returns to the prompt; the edit is still undoable
 $T send-keys -t s 'train run' Enter
-expect_screen "training runs" "step 2:" 30
+expect_screen "training runs" "step 2:" 60
 $T send-keys -t s C-c
-expect_screen "Ctrl-C stops the run" "stopped after step" 30
+expect_screen "Ctrl-C stops the run" "stopped after step" 60
 $T send-keys -t s 'set top 2' Enter
 expect_screen "the prompt works after Ctrl-C" "top = 2"
 
