@@ -99,6 +99,11 @@ typedef struct ps_model {
     int w_borrowed;           /* w belongs to someone else (a mapping) */
     void (*w_release)(void *ctx); /* called by ps_model_free when borrowed */
     void *w_release_ctx;
+    uint64_t version;         /* changes whenever the values in w do: every code
+                                 path that writes parameters of a live model does
+                                 version++ (perturbation journal, optimizer
+                                 step), so that caches of results (infer.h) know
+                                 they are stale */
     float *grad;              /* [n_floats] or NULL before the first backward */
     ps_block *blocks;         /* [n_layer] */
     float *wte, *wpe, *lnf_w, *lnf_b;

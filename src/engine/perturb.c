@@ -904,6 +904,7 @@ int ps_perturb_edit(ps_perturb *j, const ps_region *regions, int n_regions,
     res.n_dropped = push(j, e);
     res.recorded = 1;
     j->generation++;
+    j->m->version++;      /* caches of results (infer.h) are stale */
     if (res_out)
         *res_out = res;
     return PS_OK;
@@ -992,6 +993,7 @@ int ps_perturb_undo(ps_perturb *j, ps_error *err)
     entry *e = j->entries[--j->cursor];
     scatter(e->regions, e->n_regions, e->old_vals);
     j->generation++;
+    j->m->version++;
     return PS_OK;
 }
 
@@ -1018,6 +1020,7 @@ int ps_perturb_redo(ps_perturb *j, ps_error *err)
         break;
     }
     j->generation++;
+    j->m->version++;
     return PS_OK;
 }
 
@@ -1080,6 +1083,7 @@ static int reset_range(ps_perturb *j, int first, int last, const char *name,
     res.n_dropped = push(j, e);
     res.recorded = 1;
     j->generation++;
+    j->m->version++;
     if (res_out)
         *res_out = res;
     return PS_OK;
@@ -1198,6 +1202,7 @@ int ps_perturb_commit(ps_perturb *j, ps_perturb_result *res_out, ps_error *err)
         res.n_dropped = push(j, e);
         res.recorded = 1;
         j->generation++;
+        j->m->version++;
     }
     if (res_out)
         *res_out = res;

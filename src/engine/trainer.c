@@ -204,6 +204,7 @@ static int run_update(ps_trainer *t, ps_error *err)
     t->lr = ps_schedule_lr(&t->cfg.sched, t->step);
     ps_update_stats *st = malloc(sizeof *st * (size_t)m->n_params);
     ps_optim_step(t->opt, m->params, m->n_params, m->grad, t->lr, t->delta, st);
+    m->version++;             /* caches of results (infer.h) are stale */
     for (int i = 0; i < m->n_params; i++)
         t->param_update_ratio[i] = st ? sqrt(st[i].update_sq) / (sqrt(st[i].weight_sq) + 1e-30) : 0.0;
     free(st);

@@ -10,13 +10,15 @@
 #include <time.h>
 
 #include "paramscope/blas.h"
+#include "paramscope/infer.h"
+#include "paramscope/kernels.h"
 #include "paramscope/rng.h"
 #include "paramscope/trainer.h"
 #include "repl/subcommands.h"
 
 static const char bench_usage[] =
     "usage: paramscope bench [--preset tiny|gpt2-124m] [--layers L --heads H --embd C --vocab V --ctx N]\n"
-    "                        [--batch B] [--seq T] [--steps N] [--threads N] [--json]\n"
+    "                        [--batch B] [--seq T] [--steps N] [--threads N] [--predict] [--json]\n"
     "\n"
     "Trains a model of the given shape on random weights and random tokens and reports\n"
     "the sgemm GFLOP/s this machine reaches at the model's shapes (the ceiling), the\n"
@@ -26,6 +28,13 @@ static const char bench_usage[] =
     "  --preset NAME   tiny: 2 layers, 4 heads, n_embd 64, vocab 1000, n_ctx 64, B 16, T 32 (default)\n"
     "                  gpt2-124m: 12 layers, 12 heads, n_embd 768, vocab 50257, n_ctx 1024, B 4, T 64\n"
     "  --steps N       steps to time after one warm-up step (default 10 for tiny, 3 for gpt2-124m)\n"
+    "  --predict       time inference instead of training (nothing is trained): an 8-token\n"
+    "                  prompt to next-token probabilities from an empty cache (predict_ms),\n"
+    "                  one more token with the prompt's cache kept (keystroke_ms), the same\n"
+    "                  prompt through the training forward (forward_predict_ms), and 32\n"
+    "                  tokens generated after the prompt with the key/value cache\n"
+    "                  (gen_tokens_per_s); medians of N repeats (--steps, default 10 for\n"
+    "                  tiny, 5 for gpt2-124m).  --json prints these keys, not the training ones\n"
     "  --threads N     BLIS threads (default: one per core)\n"
     "  --json          print one JSON object\n";
 
@@ -99,9 +108,130 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0;
 }
 
+/* ---- inference ---- */
+
+#define PREDICT_PROMPT 8
+#define PREDICT_GEN 32
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        best = v[i] > v[best] ? i : best;
+    return best;
+}
+
+/* `bench --predict`: prompt latency and generation speed on random weights,
+ * as `predict` and `generate` run them (infer.h). */
+static int bench_predict(const char *preset, const ps_config *cfg, long reps, int json)
+{
+    ps_error err = {0};
+    ps_model *m = NULL;
+    ps_infer *inf = NULL;
+    int status = PS_EXIT_FAIL, V = cfg->vocab_size;
+    int np = cfg->n_ctx < PREDICT_PROMPT ? cfg->n_ctx : PREDICT_PROMPT;
+    int n_ids = np + PREDICT_GEN + 1;
+    int *ids = malloc(sizeof(int) * (size_t)n_ids);
+    float *probs = malloc(sizeof(float) * (size_t)V);
+    double *t_pred = calloc((size_t)reps, sizeof(double)), *t_key = calloc((size_t)reps, sizeof(double));
+    double *t_full = calloc((size_t)reps, sizeof(double)), *t_gen = calloc((size_t)reps, sizeof(double));
+    if (!ids || !probs || !t_pred || !t_key || !t_full || !t_gen) {
+        ps_error_set(&err, PS_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (ps_model_init(&m, cfg, &err))
+        goto done;
+    ps_model_init_random(m, 1);
+    if (ps_infer_init(&inf, m, &err))
+        goto done;
+    ps_rng rng;
+    ps_rng_seed(&rng, 2);
+    for (int i = 0; i < n_ids; i++)
+        ids[i] = (int)ps_rng_below(&rng, (uint32_t)V);
+    /* warm-up: the cache grows and BLIS allocates its buffers */
+    if (ps_infer_prompt(inf, ids, np, &err) || ps_model_forward(m, ids, 1, np, &err))
+        goto done;
+    int nk = np < cfg->n_ctx ? np + 1 : np;    /* the keystroke prompt */
+    for (long r = 0; r < reps; r++) {
+        ps_infer_reset(inf);
+        double t0 = now_s();
+        if (ps_infer_prompt(inf, ids, np, &err))
+            goto done;
+        ps_softmax(probs, ps_infer_logits(inf), V, 1.0f);
+        t_pred[r] = (now_s() - t0) * 1e3;
+
+        t0 = now_s();
+        if (ps_infer_prompt(inf, ids, nk, &err))
+            goto done;
+        ps_softmax(probs, ps_infer_logits(inf), V, 1.0f);
+        t_key[r] = (now_s() - t0) * 1e3;
+
+        t0 = now_s();
+        if (ps_model_forward(m, ids, 1, np, &err))
+            goto done;
+        ps_softmax(probs, ps_model_logits(m, 0, np - 1), V, 1.0f);
+        t_full[r] = (now_s() - t0) * 1e3;
+
+        /* generation as `generate` does it: greedy, the window of the last
+         * n_ctx tokens, the prompt's cache ready when the clock starts */
+        if (ps_infer_prompt(inf, ids, np, &err))
+            goto done;
+        int len = np;
+        t0 = now_s();
+        for (int g = 0; g < PREDICT_GEN; g++) {
+            int first = len > cfg->n_ctx ? len - cfg->n_ctx : 0;
+            if (ps_infer_prompt(inf, ids + first, len - first, &err))
+                goto done;
+            ids[len++] = argmax(ps_infer_logits(inf), V);
+        }
+        t_gen[r] = PREDICT_GEN / (now_s() - t0);
+    }
+    double pred = median(t_pred, (int)reps), key = median(t_key, (int)reps);
+    double full = median(t_full, (int)reps), gen = median(t_gen, (int)reps);
+    double loadavg[1] = {-1};
+    if (getloadavg(loadavg, 1) < 1)
+        loadavg[0] = -1;
+    if (json) {
+        printf("{\"preset\": \"%s\", \"layers\": %d, \"heads\": %d, \"embd\": %d, \"vocab\": %d, \"ctx\": %d, "
+               "\"threads\": %d, \"params\": %zu, \"repeats\": %ld, \"prompt_tokens\": %d, \"gen_tokens\": %d, "
+               "\"predict_ms\": %.3f, \"keystroke_ms\": %.3f, \"forward_predict_ms\": %.3f, "
+               "\"gen_tokens_per_s\": %.2f, \"cache_mb\": %.1f, \"peak_rss_mb\": %.1f, \"load_average\": %.2f, "
+               "\"blis_arch\": \"%s\", \"blis_arch_reason\": \"%s\"}\n",
+               preset, cfg->n_layer, cfg->n_head, cfg->n_embd, V, cfg->n_ctx, ps_blas_threads(),
+               m->n_floats, reps, np, PREDICT_GEN, pred, key, full, gen, ps_infer_bytes(inf) / 1048576.0,
+               peak_rss_mb(), loadavg[0], ps_blas_arch(), ps_blas_arch_reason());
+    } else {
+        printf("paramscope bench --predict: %s — %d layers, %d heads, n_embd %d, vocab %d, n_ctx %d\n",
+               preset, cfg->n_layer, cfg->n_head, cfg->n_embd, V, cfg->n_ctx);
+        printf("  parameters       %zu\n", m->n_floats);
+        printf("  threads          %d, BLIS kernels %s (%s)\n", ps_blas_threads(), ps_blas_arch(), ps_blas_arch_reason());
+        printf("  prompt           %d tokens to next-token probabilities, median of %ld\n", np, reps);
+        printf("  predict          %9.2f ms   (empty cache)\n", pred);
+        printf("  keystroke        %9.2f ms   (one more token, the prompt cached)\n", key);
+        printf("  training forward %9.2f ms   (the same prompt without the cache)\n", full);
+        printf("  generation       %9.1f tokens/s (%d tokens after the prompt)\n", gen, PREDICT_GEN);
+        printf("  cache + scratch  %9.1f MB\n", ps_infer_bytes(inf) / 1048576.0);
+        printf("  peak memory      %9.0f MB\n", peak_rss_mb());
+        printf("  load average     %9.2f (other work on the machine slows the figures)\n", loadavg[0]);
+    }
+    status = PS_EXIT_OK;
+done:
+    if (status != PS_EXIT_OK)
+        fprintf(stderr, "paramscope bench: %s\n", err.msg);
+    ps_infer_free(inf);
+    ps_model_free(m);
+    free(ids);
+    free(probs);
+    free(t_pred);
+    free(t_key);
+    free(t_full);
+    free(t_gen);
+    return status;
+}
+
 int ps_cmd_bench(int argc, char **argv)
 {
-    enum { O_PRESET = 256, O_LAYERS, O_HEADS, O_EMBD, O_VOCAB, O_CTX, O_BATCH, O_SEQ, O_STEPS, O_THREADS, O_JSON, O_HELP };
+    enum { O_PRESET = 256, O_LAYERS, O_HEADS, O_EMBD, O_VOCAB, O_CTX, O_BATCH, O_SEQ, O_STEPS, O_THREADS, O_JSON, O_HELP, O_PREDICT };
     static const struct option opts[] = {
         {"preset", required_argument, 0, O_PRESET}, {"layers", required_argument, 0, O_LAYERS},
         {"heads", required_argument, 0, O_HEADS},   {"embd", required_argument, 0, O_EMBD},
@@ -109,6 +239,7 @@ int ps_cmd_bench(int argc, char **argv)
         {"batch", required_argument, 0, O_BATCH},   {"seq", required_argument, 0, O_SEQ},
         {"steps", required_argument, 0, O_STEPS},   {"threads", required_argument, 0, O_THREADS},
         {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, O_HELP},
+        {"predict", no_argument, 0, O_PREDICT},
         {0, 0, 0, 0},
     };
     const char *preset = "tiny";
@@ -116,7 +247,7 @@ int ps_cmd_bench(int argc, char **argv)
     long B = 16, T = 32, steps = -1, threads = 0, v;
     long over[5] = {-1, -1, -1, -1, -1};
     long overB = -1, overT = -1;
-    int json = 0, c;
+    int json = 0, predict = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -146,6 +277,7 @@ int ps_cmd_bench(int argc, char **argv)
             if (ps_arg_int("bench", "--threads", optarg, 1, 256, &threads)) return PS_EXIT_USAGE;
             break;
         case O_JSON: json = 1; break;
+        case O_PREDICT: predict = 1; break;
         case O_HELP: fputs(bench_usage, stdout); return PS_EXIT_OK;
         case ':':
             fprintf(stderr, "paramscope bench: %s needs a value\n", argv[optind - 1]);
@@ -172,7 +304,7 @@ int ps_cmd_bench(int argc, char **argv)
     if (over[4] > 0) { cfg.n_ctx = (int)over[4]; custom = 1; }
     if (overB > 0) B = overB;
     if (overT > 0) T = overT;
-    if (T > cfg.n_ctx) {
+    if (T > cfg.n_ctx && !predict) {   /* --predict uses no batch */
         if (over[4] > 0) {
             fprintf(stderr, "paramscope bench: --seq %ld is longer than n_ctx %d\n", T, cfg.n_ctx);
             return PS_EXIT_USAGE;
@@ -180,7 +312,7 @@ int ps_cmd_bench(int argc, char **argv)
         cfg.n_ctx = (int)T;
     }
     if (steps < 0)
-        steps = cfg.n_embd >= 512 ? 3 : 10;
+        steps = cfg.n_embd >= 512 ? (predict ? 5 : 3) : 10;
     if (custom)
         preset = "custom";
 
@@ -193,6 +325,8 @@ int ps_cmd_bench(int argc, char **argv)
         fprintf(stderr, "paramscope bench: %s\n", err.msg);
         return PS_EXIT_USAGE;
     }
+    if (predict)
+        return bench_predict(preset, &cfg, steps, json);
 
     ps_model *m = NULL;
     ps_trainer *tr = NULL;
