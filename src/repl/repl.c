@@ -392,7 +392,7 @@ static char **complete(const char *text, int start, int end)
     return rl_completion_matches(text, gen_next);
 }
 
-static char *history_path(void)
+char *ps_history_path(void)
 {
     const char *state = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
@@ -435,7 +435,7 @@ int ps_repl_interactive(ps_session *s, ps_out *out)
     rl_attempted_completion_function = complete;
     rl_basic_word_break_characters = " \t\n";
     rl_catch_signals = 0;
-    char *hist = history_path();
+    char *hist = ps_history_path();
     using_history();
     if (hist && read_history(hist) != 0)
         write_history(hist);   /* append_history needs the file to exist */

@@ -22,6 +22,10 @@ typedef struct ps_repl_opts {
 int ps_repl_run_stream(ps_session *s, FILE *in, const char *name, const ps_repl_opts *o,
                        ps_out *out);
 
+/* $XDG_STATE_HOME/paramscope/history (or ~/.local/state/...), its folder
+ * made if missing; malloc'd, NULL when there is no home. */
+char *ps_history_path(void);
+
 /* The interactive loop with readline, history and completion. */
 int ps_repl_interactive(ps_session *s, ps_out *out);
 

@@ -16,6 +16,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "repl/repl.h"
 #include "ui/ui.h"
 
 #define QUEUE 512
@@ -225,32 +226,6 @@ static void feed(ui_cmd *c, const char *bytes, int n)
 }
 
 /* ---- history ---- */
-
-static char *history_path(void)
-{
-    const char *state = getenv("XDG_STATE_HOME");
-    const char *home = getenv("HOME");
-    char dir[4096];
-    if (state && *state)
-        snprintf(dir, sizeof dir, "%s/paramscope", state);
-    else if (home && *home)
-        snprintf(dir, sizeof dir, "%s/.local/state/paramscope", home);
-    else
-        return NULL;
-    for (char *q = dir + 1; *q; q++)
-        if (*q == '/') {
-            *q = '\0';
-            mkdir(dir, 0700);
-            *q = '/';
-        }
-    if (mkdir(dir, 0700) && errno != EEXIST)
-        return NULL;
-    size_t n = strlen(dir) + 16;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/history", dir);
-    return p;
-}
 
 /* ---- the pane ---- */
 
@@ -486,7 +461,7 @@ int ui_cmd_init(ui *u, ui_pane *p)
     rl_completion_display_matches_hook = rl_show_matches;
     rl_basic_word_break_characters = " \t\n";
     using_history();
-    c->history = history_path();
+    c->history = ps_history_path();
     if (c->history)
         read_history(c->history);
     install(c);

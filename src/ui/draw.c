@@ -165,20 +165,6 @@ const char *ui_fmt_width(double v, int width, char *buf, size_t size)
     return buf;
 }
 
-const char *ui_fmt_count(size_t n, char *buf, size_t size)
-{
-    char digits[32];
-    int len = snprintf(digits, sizeof digits, "%zu", n);
-    size_t o = 0;
-    for (int i = 0; i < len && o + 2 < size; i++) {
-        if (i > 0 && (len - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 /* ---- the dot canvas ---- */
 
 int ui_canvas_init(ui_canvas *c, int w, int h, int utf8)

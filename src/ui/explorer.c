@@ -266,7 +266,7 @@ static void draw_title(ui *u)
     char cnt[32], line[512];
     const ui_train_snap *sn = &u->snap;
     snprintf(line, sizeof line, " paramscope  %s  %s parameters  step %ld  edits %d", u->model_name,
-             ui_fmt_count(u->n_params, cnt, sizeof cnt), sn->step, sn->edits);
+             ps_fmt_count(u->n_params, cnt, sizeof cnt), sn->step, sn->edits);
     int x = ui_put(stdscr, 0, 0, line, u->cols, a);
     char right[256] = "";
     if (u->note[0] && ui_now() < u->note_until)

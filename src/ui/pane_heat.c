@@ -130,7 +130,7 @@ static void draw_side(ui *u, ui_pane *p)
     char b[32], c[32];
     const ps_stats *st = &H->st;
     struct { const char *k; const char *v; } rows[] = {
-        {H->sampled ? "sample" : "count", ui_fmt_count(st->count, c, sizeof c)},
+        {H->sampled ? "sample" : "count", ps_fmt_count(st->count, c, sizeof c)},
         {"mean", NULL}, {"std", NULL}, {"min", NULL}, {"max", NULL}, {"zeros", NULL},
     };
     double vals[] = {0, st->mean, st->std, st->min, st->max, 100 * st->frac_zero};
@@ -212,7 +212,7 @@ static void draw_below(ui *u, ui_pane *p)
                    1, u->theme.colors ? at & ~A_REVERSE : ui_attr(&u->theme, UI_HIST));
     }
     ui_putf(p->win, y + 1, x + 1, p->w - x - 2, al, "%s %s", H->sampled ? "sample" : "n",
-            ui_fmt_count(H->st.count, a, sizeof a));
+            ps_fmt_count(H->st.count, a, sizeof a));
 }
 
 static void draw_info(ui *u, ui_pane *p)

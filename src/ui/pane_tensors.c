@@ -195,9 +195,9 @@ static void draw(ui *u, ui_pane *p)
         char right[64] = "";
         char cnt[32];
         if (is_group(nd) && nd->count)
-            snprintf(right, sizeof right, "%s", ui_fmt_count(nd->count, cnt, sizeof cnt));
+            snprintf(right, sizeof right, "%s", ps_fmt_count(nd->count, cnt, sizeof cnt));
         else if (!is_group(nd) && nd->count && p->w >= 44)
-            snprintf(right, sizeof right, "%s %10s", nd->shape, ui_fmt_count(nd->count, cnt, sizeof cnt));
+            snprintf(right, sizeof right, "%s %10s", nd->shape, ps_fmt_count(nd->count, cnt, sizeof cnt));
         else if (!is_group(nd))
             snprintf(right, sizeof right, "%s", nd->shape);
         int rw = ui_strwidth(right);

@@ -257,13 +257,13 @@ static void draw_numbers(ui *u, ui_pane *p, int y)
     int x = 1 + ui_put(p->win, y, 1, line, p->w - 2, ui_attr(&u->theme, UI_VALUE));
     if (sn->steps_per_s > 0)
         snprintf(line, sizeof line, "%.3g steps/s  %s tokens/s", sn->steps_per_s,
-                 ui_fmt_count((size_t)sn->tokens_per_s, b1, sizeof b1));
+                 ps_fmt_count((size_t)sn->tokens_per_s, b1, sizeof b1));
     else
         snprintf(line, sizeof line, "batch %dx%d", sn->batch, sn->seq);
     int w = ui_strwidth(line);
     if (x + 2 + w >= p->w && sn->steps_per_s > 0) {
         snprintf(line, sizeof line, "%.3g step/s %s tok/s", sn->steps_per_s,
-                 ui_fmt_count((size_t)sn->tokens_per_s, b1, sizeof b1));
+                 ps_fmt_count((size_t)sn->tokens_per_s, b1, sizeof b1));
         w = ui_strwidth(line);
     }
     if (x + 2 + w < p->w)

@@ -288,7 +288,6 @@ const char *ui_fmt(double v, char *buf, size_t size);
 /* The most precise of a few formats that fits width characters. */
 const char *ui_fmt_width(double v, int width, char *buf, size_t size);
 /* 16384 -> "16,384". */
-const char *ui_fmt_count(size_t n, char *buf, size_t size);
 
 /* A dot canvas: braille (2x4 dots per cell) or, without UTF-8, one dot per
  * cell drawn as a character. */
