@@ -514,6 +514,30 @@ static void test_parallel_paths(void **state)
     for (int i = 0; i < R * V; i++) want[i] = 0.5 * y[i] - (i % V == tg[i / V] ? 0.5 : 0.0);
     expect_close(dx, want, (size_t)R * V, FWD_TOL, "parallel cross-entropy backward");
 
+    /* large products are split into bands of columns (or rows) over the
+     * threads: every transpose form against the naive loops */
+    int shapes[2][3] = {{300, 200, 40}, {100, 700, 30}};
+    for (int sh = 0; sh < 2; sh++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[sh][0], N2 = shapes[sh][1], K = shapes[sh][2];
+                int lda = ta ? M : K, ldb = tb ? K : N2;
+                float *A = randf((size_t)M * K, 1), *Bm = randf((size_t)K * N2, 1);
+                float *Cm = malloc(sizeof(float) * M * N2);
+                double *ref = malloc(sizeof(double) * M * N2);
+                for (int i = 0; i < M; i++)
+                    for (int jj = 0; jj < N2; jj++) {
+                        double acc = 0;
+                        for (int kk = 0; kk < K; kk++)
+                            acc += (double)(ta ? A[kk * lda + i] : A[i * lda + kk]) *
+                                   (tb ? Bm[jj * ldb + kk] : Bm[kk * ldb + jj]);
+                        ref[i * N2 + jj] = acc;
+                    }
+                ps_sgemm(ta, tb, M, N2, K, 1.0f, A, lda, Bm, ldb, 0.0f, Cm, N2);
+                expect_close(Cm, ref, (size_t)M * N2, FWD_TOL, "split sgemm");
+                free(A); free(Bm); free(Cm); free(ref);
+            }
+
     /* attention over many heads: each head's output equals the serial run */
     int B = 4, T = 16, AC = 32, NH = 8;
     size_t nq = (size_t)B * T * 3 * AC, no = (size_t)B * T * AC, na = (size_t)B * NH * T * T;

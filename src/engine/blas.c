@@ -18,6 +18,16 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Products of fewer multiply-adds than this run on one BLIS thread.  BLIS's
+ * OpenMP threads spin for a while after each product; below ~16M
+ * multiply-adds that spinning costs more than the second core gains, and it
+ * steals the core from the pool (pool.h) that runs attention and the
+ * elementwise kernels.  Measured on the tiny preset: 10.9 ms a step with a
+ * 1M threshold, see docs/performance.md for the chosen value. */
+#ifndef PS_SGEMM_THREADED_MIN
+#define PS_SGEMM_THREADED_MIN 1e6
+#endif
+
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 static int blas_ready;
 static int blas_threads = 1;
@@ -159,6 +169,50 @@ const char *ps_blas_arch_reason(void)
     return buf;
 }
 
+static void sgemm_one(int transa, int transb, int m, int n, int k, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc)
+{
+    rntm_t rntm = blas_rntm_single;
+    bli_sgemm_ex(transa ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 transb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 m, n, k, &alpha,
+                 (float *)A, lda, 1,
+                 (float *)B, ldb, 1,
+                 &beta, C, ldc, 1, NULL, &rntm);
+}
+
+typedef struct split_job {
+    int transa, transb, m, n, k, lda, ldb, ldc, parts;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} split_job;
+
+/* Part p of the product: a band of C's columns (or rows, when C is tall and
+ * narrow), each computed by single-threaded BLIS. */
+static void sgemm_part(void *p, int i0, int i1)
+{
+    const split_job *j = p;
+    for (int part = i0; part < i1; part++) {
+        int cols = j->n >= j->m || j->n >= 256;
+        int len = cols ? j->n : j->m;
+        int a = (int)((long)len * part / j->parts) & ~31;
+        int b = part == j->parts - 1 ? len : (int)((long)len * (part + 1) / j->parts) & ~31;
+        if (b <= a)
+            continue;
+        if (cols) {
+            const float *Bp = j->transb ? j->B + (size_t)a * j->ldb : j->B + a;
+            sgemm_one(j->transa, j->transb, j->m, b - a, j->k, j->alpha, j->A, j->lda, Bp, j->ldb,
+                      j->beta, j->C + a, j->ldc);
+        } else {
+            const float *Ap = j->transa ? j->A + a : j->A + (size_t)a * j->lda;
+            sgemm_one(j->transa, j->transb, b - a, j->n, j->k, j->alpha, Ap, j->lda, j->B, j->ldb,
+                      j->beta, j->C + (size_t)a * j->ldc, j->ldc);
+        }
+    }
+}
+
 void ps_sgemm(int transa, int transb, int m, int n, int k, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc)
@@ -167,12 +221,15 @@ void ps_sgemm(int transa, int transb, int m, int n, int k, float alpha,
         ps_blas_init(0, NULL);
     if (m <= 0 || n <= 0)
         return;
-    /* Below ~2 MFLOP the thread hand-off costs more than it saves. */
-    rntm_t rntm = (double)m * n * k < 1e6 || ps_in_parallel() ? blas_rntm_single : blas_rntm;
-    bli_sgemm_ex(transa ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 transb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 m, n, k, &alpha,
-                 (float *)A, lda, 1,
-                 (float *)B, ldb, 1,
-                 &beta, C, ldc, 1, NULL, &rntm);
+    /* Large products are split into bands over the thread pool, each band
+     * one single-threaded BLIS call: BLIS's own OpenMP threads would spin
+     * between products and fight the pool for the cores. */
+    int threads = blas_threads;
+    if (threads > 1 && !ps_in_parallel() && (double)m * n * k >= PS_SGEMM_THREADED_MIN &&
+        (n >= 64 * threads || m >= 64 * threads)) {
+        split_job j = {transa, transb, m, n, k, lda, ldb, ldc, threads, alpha, beta, A, B, C};
+        ps_parallel_for(threads, sgemm_part, &j);
+        return;
+    }
+    sgemm_one(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }

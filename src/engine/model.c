@@ -6,6 +6,7 @@
 #include "paramscope/model.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,10 @@ static int model_alloc(ps_model **out, const ps_config *cfg, float *w, size_t n_
         goto nomem;
     build_table(m);
     m->n_values = m->n_floats;
+    /* A number of its own in the top bits: caches keyed on (model, version)
+     * never mistake a new model at a freed one's address for the old one. */
+    static atomic_ulong births;
+    m->version = (uint64_t)(atomic_fetch_add(&births, 1) + 1) << 32;
     if (offsets) {
         /* a mapped file: the arena is its data area, with holes where the file
          * keeps other tensors; check that every parameter lies inside it */
@@ -222,6 +227,7 @@ void ps_model_free(ps_model *m)
 
 void ps_model_init_random(ps_model *m, uint64_t seed)
 {
+    m->version++;
     ps_rng rng;
     ps_rng_seed(&rng, seed);
     float proj_std = 0.02f / sqrtf(2.0f * m->cfg.n_layer);

@@ -52,7 +52,7 @@ screen() { tm capture-pane -p; }
 
 # wait_for TEXT [SECONDS]: polls the screen until it shows the fixed string
 wait_for() {
-    local text=$1 tries=$(( ${2:-10} * 10 ))
+    local text=$1 tries=$(( ${2:-${PS_UI_WAIT:-30}} * 10 ))
     while [ "$tries" -gt 0 ]; do
         screen | grep -qF -- "$text" && return 0
         sleep 0.1
@@ -63,7 +63,7 @@ wait_for() {
 
 # wait_re REGEX [SECONDS]: the same for an extended regular expression
 wait_re() {
-    local re=$1 tries=$(( ${2:-10} * 10 ))
+    local re=$1 tries=$(( ${2:-${PS_UI_WAIT:-30}} * 10 ))
     while [ "$tries" -gt 0 ]; do
         screen | grep -qE -- "$re" && return 0
         sleep 0.1
@@ -74,7 +74,7 @@ wait_re() {
 
 # wait_gone TEXT [SECONDS]: until the screen no longer shows it
 wait_gone() {
-    local text=$1 tries=$(( ${2:-10} * 10 ))
+    local text=$1 tries=$(( ${2:-${PS_UI_WAIT:-30}} * 10 ))
     while [ "$tries" -gt 0 ]; do
         screen | grep -qF -- "$text" || return 0
         sleep 0.1
@@ -85,7 +85,7 @@ wait_gone() {
 
 # wait_file FILE [SECONDS]
 wait_file() {
-    local f=$1 tries=$(( ${2:-10} * 10 ))
+    local f=$1 tries=$(( ${2:-${PS_UI_WAIT:-30}} * 10 ))
     while [ "$tries" -gt 0 ]; do
         [ -s "$f" ] && return 0
         sleep 0.1
