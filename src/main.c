@@ -42,7 +42,8 @@ static const char usage[] =
     "  --script FILE    run FILE's commands first, then go on interactively\n"
     "  --batch          with --script: exit after it\n"
     "  --bail           stop at the first error, with exit status 1\n"
-    "  -m MODEL         the model file (or give it as the last argument)\n"
+    "  -m MODEL         the model file or GPT-2 folder (or give it as the last argument)\n"
+    "  --heads N        heads of a GPT-2 folder without config.json\n"
     "\n"
     "Run 'paramscope COMMAND --help' for a command's options.\n";
 
@@ -76,6 +77,15 @@ static int run_session(int argc, char **argv)
             batch = 1;
         } else if (!strcmp(a, "--bail")) {
             bail = 1;
+        } else if (!strcmp(a, "--heads")) {
+            char *end;
+            long h = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || *end || h < 1 || h > 4096) {
+                fprintf(stderr, "paramscope: --heads needs a whole number in [1, 4096]\n");
+                return PS_EXIT_USAGE;
+            }
+            ps_loaded_set_heads((int)h);
+            i++;
         } else if (!strcmp(a, "--script") || !strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "paramscope: %s needs a value\n", a);

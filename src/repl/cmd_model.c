@@ -21,6 +21,20 @@ typedef struct model_opts {
     long threads;
 } model_opts;
 
+/* --heads N, which every model command takes (for GPT-2 folders without a
+ * config.json and of an unusual width). */
+#define O_HEADS 300
+#define HEADS_OPTION {"heads", required_argument, 0, O_HEADS}
+
+static int take_heads(const char *cmd)
+{
+    long h;
+    if (ps_arg_int(cmd, "--heads", optarg, 1, 4096, &h))
+        return -1;
+    ps_loaded_set_heads((int)h);
+    return 0;
+}
+
 static int open_model(const char *cmd, const model_opts *o, ps_loaded *l)
 {
     ps_error err = {0};
@@ -51,7 +65,8 @@ static const char predict_usage[] =
     "Shows the tokens TEXT became (unknown words as [word]?) and the K most likely\n"
     "next tokens as bars with percentages: softmax(logits / T) over the vocabulary.\n"
     "\n"
-    "  -m, --model MODEL   model file (default: $PARAMSCOPE_MODEL, else the bundled model)\n"
+    "  -m, --model MODEL   model file or GPT-2 folder (default: $PARAMSCOPE_MODEL, else the bundled model)\n"
+    "  --heads N           heads of a GPT-2 folder without config.json (768 -> 12, 1024 -> 16, ... otherwise)\n"
     "  --top K             how many tokens to show (default 10)\n"
     "  --temperature T     T > 0 sharpens (< 1) or flattens (> 1); 0 is greedy (default 1)\n"
     "  --threads N         BLIS threads (default: one per core)\n"
@@ -63,7 +78,7 @@ int ps_cmd_predict(int argc, char **argv)
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"top", required_argument, 0, O_TOP},
         {"temperature", required_argument, 0, O_TEMP}, {"json", no_argument, 0, O_JSON},
-        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+        {"threads", required_argument, 0, O_THREADS}, {"help", no_argument, 0, O_HELP}, HEADS_OPTION, {0, 0, 0, 0},
     };
     model_opts o = {0};
     long top = 10;
@@ -88,6 +103,7 @@ int ps_cmd_predict(int argc, char **argv)
             if (ps_arg_int("predict", "--threads", optarg, 1, 256, &o.threads)) return PS_EXIT_USAGE;
             break;
         case O_JSON: o.json = 1; break;
+        case O_HEADS: if (take_heads("predict")) return PS_EXIT_USAGE; break;
         case O_HELP: fputs(predict_usage, stdout); return PS_EXIT_OK;
         default: return bad_option("predict", c, argv);
         }
@@ -152,7 +168,7 @@ int ps_cmd_generate(int argc, char **argv)
         {"model", required_argument, 0, 'm'}, {"temperature", required_argument, 0, O_TEMP},
         {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+        {"help", no_argument, 0, O_HELP}, HEADS_OPTION, {0, 0, 0, 0},
     };
     model_opts o = {0};
     long n = 20, topk = 0, seed = 42;
@@ -181,6 +197,7 @@ int ps_cmd_generate(int argc, char **argv)
         case O_THREADS:
             if (ps_arg_int("generate", "--threads", optarg, 1, 256, &o.threads)) return PS_EXIT_USAGE;
             break;
+        case O_HEADS: if (take_heads("generate")) return PS_EXIT_USAGE; break;
         case O_HELP: fputs(generate_usage, stdout); return PS_EXIT_OK;
         default: return bad_option("generate", c, argv);
         }
@@ -266,7 +283,8 @@ static const char info_usage[] =
     "where the model sits on the scale of known models.\n"
     "\n"
     "  -m, --model MODEL  model file or GPT-2 folder (default: $PARAMSCOPE_MODEL, else the bundled model)\n"
-    "  --json             print one JSON object\n";
+    "  --json             print one JSON object\n"
+    "  --heads N          heads of a GPT-2 folder without config.json\n";
 
 typedef struct known_model { const char *name; double params; } known_model;
 
@@ -293,7 +311,7 @@ int ps_cmd_info(int argc, char **argv)
     enum { O_JSON = 256, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"json", no_argument, 0, O_JSON},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+        {"help", no_argument, 0, O_HELP}, HEADS_OPTION, {0, 0, 0, 0},
     };
     model_opts o = {0};
     int c;
@@ -303,6 +321,7 @@ int ps_cmd_info(int argc, char **argv)
         switch (c) {
         case 'm': o.model = optarg; break;
         case O_JSON: o.json = 1; break;
+        case O_HEADS: if (take_heads("info")) return PS_EXIT_USAGE; break;
         case O_HELP: fputs(info_usage, stdout); return PS_EXIT_OK;
         default: return bad_option("info", c, argv);
         }
@@ -398,7 +417,7 @@ int ps_cmd_eval(int argc, char **argv)
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, O_DATA},
         {"json", no_argument, 0, O_JSON}, {"threads", required_argument, 0, O_THREADS},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0},
+        {"help", no_argument, 0, O_HELP}, HEADS_OPTION, {0, 0, 0, 0},
     };
     model_opts o = {0};
     const char *data = NULL;
@@ -413,6 +432,7 @@ int ps_cmd_eval(int argc, char **argv)
         case O_THREADS:
             if (ps_arg_int("eval", "--threads", optarg, 1, 256, &o.threads)) return PS_EXIT_USAGE;
             break;
+        case O_HEADS: if (take_heads("eval")) return PS_EXIT_USAGE; break;
         case O_HELP: fputs(eval_usage, stdout); return PS_EXIT_OK;
         default: return bad_option("eval", c, argv);
         }

@@ -51,12 +51,20 @@ int ps_resolve_model(const char *explicit_path, char *buf, size_t size, ps_error
 
 /* A directory, or a safetensors file that is not paramscope's own and has
  * GPT-2's tokenizer files beside it, is a Hugging Face checkpoint. */
+static int default_heads;
+
+void ps_loaded_set_heads(int heads)
+{
+    default_heads = heads;
+}
+
 int ps_loaded_open(ps_loaded *out, const char *path, ps_error *err)
 {
     memset(out, 0, sizeof *out);
     ps_hf_info info = {0};
+    ps_hf_options opt = {.heads = default_heads};
     int hf = ps_hf_gpt2_probe(path);
-    int rc = hf ? ps_hf_gpt2_load(&out->model, &out->tok, &info, path, NULL, err)
+    int rc = hf ? ps_hf_gpt2_load(&out->model, &out->tok, &info, path, &opt, err)
                 : ps_model_load(&out->model, &out->tok, &out->meta, path, err);
     if (rc)
         return rc;

@@ -32,6 +32,11 @@ typedef struct ps_loaded {
 } ps_loaded;
 
 int ps_loaded_open(ps_loaded *out, const char *path, ps_error *err);
+
+/* The head count for GPT-2 checkpoints without config.json whose width is not
+ * one of GPT-2's (768, 1024, 1280, 1600); 0: infer it.  Set by --heads, used
+ * by every later ps_loaded_open (the command line's model, `load DIR`). */
+void ps_loaded_set_heads(int heads);
 void ps_loaded_close(ps_loaded *l);
 
 /* ---- predictions ---- */
