@@ -24,12 +24,16 @@
 
 static inline float ps_expf(float x)
 {
-    /* e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2 */
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float kf = x * 1.44269504088896341f;
+    /* e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln(2) / 2.  A NaN comes
+     * back as NaN; the integer work uses 0 in its place, so that no NaN is
+     * ever converted to an integer. */
+    float c = x < -87.0f ? -87.0f : x;
+    c = c > 88.0f ? 88.0f : c;
+    int nan = c != c;
+    float xs = nan ? 0.0f : c;
+    float kf = xs * 1.44269504088896341f;
     kf = (kf + 12582912.0f) - 12582912.0f;            /* round to nearest */
-    float r = x - kf * 0.693145751953125f;            /* ln 2, high bits */
+    float r = xs - kf * 0.693145751953125f;           /* ln 2, high bits */
     r = r - kf * 1.428606765330187e-06f;              /* ln 2, low bits */
     float p = 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
@@ -38,10 +42,10 @@ static inline float ps_expf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)kf + 127) << 23;
+    int32_t bits = ((int32_t)kf + 127) << 23;         /* kf in [-126, 127] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return nan ? c : p * scale;
 }
 
 /* tanh(u) = 1 - 2 / (e^{2u} + 1): exact limits, absolute error ~1e-7. */
