@@ -5,6 +5,7 @@
 #define PARAMSCOPE_REPL_SESSION_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "paramscope/corpus.h"
@@ -40,7 +41,8 @@ typedef struct ps_session {
     ps_trainer *trainer;
     long eval_every;          /* steps between validation losses in `train run`/`step` */
 
-    volatile sig_atomic_t interrupt;  /* Ctrl-C: long commands stop between steps */
+    atomic_int interrupt;     /* Ctrl-C: long commands stop between steps; set by
+                               * signal handlers and other threads (lock-free) */
     int quit;                 /* `quit` was run */
     int depth;                /* nesting of `source` */
 } ps_session;

@@ -9,6 +9,7 @@
 #include "ui/explorer.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@
 
 /* ---- the terminal's safety ---- */
 
-static volatile sig_atomic_t g_signal;
+static atomic_int g_signal;     /* lock-free, so a handler may store it */
 static struct termios g_termios;
 static int g_termios_ok;
 static char g_restore[256];   /* terminfo strings that undo ncurses' setup */

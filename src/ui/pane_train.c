@@ -235,7 +235,12 @@ static void draw_phases(ui *u, ui_pane *p, int y)
     case UI_JOB_RUN: snprintf(job, sizeof job, "running (r pauses)"); break;
     case UI_JOB_STEPS: snprintf(job, sizeof job, "%ld step%s to go", sn->steps_left, sn->steps_left == 1 ? "" : "s"); break;
     case UI_JOB_PHASE: snprintf(job, sizeof job, "%ld phase%s to go", sn->steps_left, sn->steps_left == 1 ? "" : "s"); break;
-    default: snprintf(job, sizeof job, sn->has_trainer ? "paused" : "not started"); break;
+    default:
+        /* a phase already under way finishes before training stops: say
+         * "paused" only once nothing runs */
+        snprintf(job, sizeof job, "%s",
+                 sn->running_phase >= 0 ? "pausing" : sn->has_trainer ? "paused" : "not started");
+        break;
     }
     int jw = ui_strwidth(job);
     if (x + jw + 3 < p->w)
