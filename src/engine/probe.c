@@ -1,0 +1,285 @@
+/* Probes over the kept activations of one forward pass (probe.h).
+ *
+ * Why doubles in the attribution: its promise is an identity (the parts sum
+ * to the logit), and the parts can be large with opposite signs; summing
+ * them in float would lose the digits the identity is checked on. */
+#include "paramscope/probe.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "paramscope/blas.h"
+#include "paramscope/kernels.h"
+
+static int check_pos(const ps_model *m, int b, int t, ps_error *err)
+{
+    if (!m->has_forward)
+        return ps_error_set(err, PS_ERR_STATE, "no forward pass has run");
+    if (b < 0 || b >= m->B || t < 0 || t >= m->T)
+        return ps_error_set(err, PS_ERR_RANGE, "position (%d, %d) is outside the forward's %d x %d",
+                            b, t, m->B, m->T);
+    return PS_OK;
+}
+
+/* The residual stream at (b, t) after stage s: 0 the embeddings, l + 1 block l. */
+static const float *residual_at(const ps_model *m, int s, int b, int t)
+{
+    size_t C = (size_t)m->cfg.n_embd, row = (size_t)b * m->T + t;
+    if (s == 0)
+        return m->acts.encoded + row * C;
+    return m->acts.resid3 + ((size_t)(s - 1) * m->B * m->T + row) * C;
+}
+
+/* ---- the logit lens ---- */
+
+int ps_probe_lens(ps_model *m, int b, int t, float *logits, ps_error *err)
+{
+    int rc = check_pos(m, b, t, err);
+    if (rc)
+        return rc;
+    int S = m->cfg.n_layer + 1, C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    float *x = malloc(((size_t)2 * S * C + 2 * (size_t)S) * sizeof *x);
+    if (!x)
+        return ps_error_set(err, PS_ERR_NOMEM, "logit lens: out of memory");
+    float *y = x + (size_t)S * C, *mean = y + (size_t)S * C, *rstd = mean + S;
+    for (int s = 0; s < S; s++)
+        memcpy(x + (size_t)s * C, residual_at(m, s, b, t), (size_t)C * sizeof *x);
+    ps_layernorm_forward(y, mean, rstd, x, m->lnf_w, m->lnf_b, S, C);
+    /* every stage's LM head in one product: logits[S, V] = y[S, C] wte^T */
+    ps_sgemm(0, 1, S, V, C, 1.0f, y, C, m->wte, C, 0.0f, logits, V);
+    free(x);
+    return PS_OK;
+}
+
+/* ---- direct logit attribution ---- */
+
+void ps_attribution_clear(ps_attribution *a)
+{
+    if (!a)
+        return;
+    free(a->head);
+    free(a->attn_bias);
+    free(a->mlp);
+    memset(a, 0, sizeof *a);
+}
+
+/* r * (p . u - mean(p) * s_u) for a part p[C] */
+static double part_term(const float *p, const double *u, double s_u, double r, int C)
+{
+    double pu = 0, ps = 0;
+    for (int i = 0; i < C; i++) {
+        pu += p[i] * u[i];
+        ps += p[i];
+    }
+    return r * (pu - ps / C * s_u);
+}
+
+int ps_probe_attribute(ps_model *m, int b, int t, int token, ps_attribution *a, ps_error *err)
+{
+    memset(a, 0, sizeof *a);
+    int rc = check_pos(m, b, t, err);
+    if (rc)
+        return rc;
+    const ps_config *cf = &m->cfg;
+    int L = cf->n_layer, NH = cf->n_head, C = cf->n_embd, hd = C / NH, C4 = 4 * C;
+    if (token < 0 || token >= cf->vocab_size)
+        return ps_error_set(err, PS_ERR_RANGE, "token id %d is outside the vocabulary (0..%d)", token,
+                            cf->vocab_size - 1);
+    a->n_layer = L;
+    a->n_head = NH;
+    a->token = token;
+    a->head = calloc((size_t)L * NH, sizeof *a->head);
+    a->attn_bias = calloc((size_t)L, sizeof *a->attn_bias);
+    a->mlp = calloc((size_t)L, sizeof *a->mlp);
+    double *u = malloc((size_t)3 * C * sizeof *u);
+    if (!a->head || !a->attn_bias || !a->mlp || !u) {
+        free(u);
+        ps_attribution_clear(a);
+        return ps_error_set(err, PS_ERR_NOMEM, "attribution: out of memory");
+    }
+    double *wu = u + C, *w1 = wu + C;   /* c_proj times u, c_proj's row sums */
+
+    size_t row = (size_t)b * m->T + t, per_layer = (size_t)m->B * m->T;
+    const float *wv = m->wte + (size_t)token * C;
+    double s_u = 0, beta = 0;
+    for (int i = 0; i < C; i++) {
+        u[i] = (double)m->lnf_w[i] * wv[i];
+        s_u += u[i];
+        beta += (double)m->lnf_b[i] * wv[i];
+    }
+    double r = m->acts.lnf_rstd[row];
+    a->token_embed = part_term(m->wte + (size_t)m->ids[row] * C, u, s_u, r, C);
+    a->pos_embed = part_term(m->wpe + (size_t)t * C, u, s_u, r, C);
+    a->lnf_bias = beta;
+    double total = a->token_embed + a->pos_embed + beta;
+
+    for (int l = 0; l < L; l++) {
+        const ps_block *bl = &m->blocks[l];
+        const float *y = m->acts.atty + ((size_t)l * per_layer + row) * C;     /* [C] */
+        for (int i = 0; i < C; i++) {
+            const float *pw = bl->proj_w + (size_t)i * C;
+            double su = 0, s1 = 0;
+            for (int j = 0; j < C; j++) {
+                su += pw[j] * u[j];
+                s1 += pw[j];
+            }
+            wu[i] = su;
+            w1[i] = s1;
+        }
+        for (int h = 0; h < NH; h++) {
+            double pu = 0, pm = 0;
+            for (int i = h * hd; i < (h + 1) * hd; i++) {
+                pu += y[i] * wu[i];
+                pm += y[i] * w1[i];
+            }
+            a->head[l * NH + h] = r * (pu - pm / C * s_u);
+            total += a->head[l * NH + h];
+        }
+        a->attn_bias[l] = part_term(bl->proj_b, u, s_u, r, C);
+
+        /* the MLP's output f = g W + bias, without forming f */
+        const float *g = m->acts.fch_gelu + ((size_t)l * per_layer + row) * C4;  /* [4C] */
+        double pu = 0, pm = 0;
+        for (int k = 0; k < C4; k++) {
+            if (g[k] == 0.0f)
+                continue;
+            const float *fw = bl->fcproj_w + (size_t)k * C;
+            double su = 0, s1 = 0;
+            for (int j = 0; j < C; j++) {
+                su += fw[j] * u[j];
+                s1 += fw[j];
+            }
+            pu += g[k] * su;
+            pm += g[k] * s1;
+        }
+        for (int j = 0; j < C; j++) {
+            pu += bl->fcproj_b[j] * u[j];
+            pm += bl->fcproj_b[j];
+        }
+        a->mlp[l] = r * (pu - pm / C * s_u);
+        total += a->attn_bias[l] + a->mlp[l];
+    }
+    a->total = total;
+    a->logit = m->acts.logits[row * cf->vocab_size + token];
+    free(u);
+    return PS_OK;
+}
+
+/* ---- neurons ---- */
+
+int ps_probe_neuron(const ps_model *m, int layer, int neuron, int b, float *act, ps_error *err)
+{
+    int rc = check_pos(m, b, 0, err);
+    if (rc)
+        return rc;
+    int C4 = 4 * m->cfg.n_embd;
+    if (layer < 0 || layer >= m->cfg.n_layer)
+        return ps_error_set(err, PS_ERR_RANGE, "block %d: the model has blocks 0..%d", layer,
+                            m->cfg.n_layer - 1);
+    if (neuron < 0 || neuron >= C4)
+        return ps_error_set(err, PS_ERR_RANGE, "neuron %d: the MLP has neurons 0..%d", neuron, C4 - 1);
+    const float *g = m->acts.fch_gelu + ((size_t)layer * m->B + b) * m->T * C4;
+    for (int t = 0; t < m->T; t++)
+        act[t] = g[(size_t)t * C4 + neuron];
+    return PS_OK;
+}
+
+void ps_neuron_scan_free(ps_neuron_scan *s)
+{
+    if (!s)
+        return;
+    free(s->hits);
+    free(s);
+}
+
+const ps_neuron_hit *ps_neuron_scan_hits(const ps_neuron_scan *s, int layer, int neuron)
+{
+    return s->hits + ((size_t)layer * s->n_neuron + neuron) * s->k;
+}
+
+/* Keeps the k largest of a neuron's activations, strongest first. */
+static void offer(ps_neuron_hit *h, int k, float act, size_t pos)
+{
+    if (h[k - 1].pos != SIZE_MAX && !(act > h[k - 1].act))
+        return;
+    int i = k - 1;
+    while (i > 0 && (h[i - 1].pos == SIZE_MAX || act > h[i - 1].act)) {
+        h[i] = h[i - 1];
+        i--;
+    }
+    h[i].act = act;
+    h[i].pos = pos;
+}
+
+/* Offers every activation of a forward over B windows of T tokens that
+ * start at stream position `base`. */
+static void collect(ps_neuron_scan *s, const ps_model *m, size_t base, int B, int T)
+{
+    int C4 = s->n_neuron;
+    for (int l = 0; l < s->n_layer; l++) {
+        const float *g = m->acts.fch_gelu + (size_t)l * B * T * C4;
+        for (int r = 0; r < B * T; r++) {
+            const float *row = g + (size_t)r * C4;
+            ps_neuron_hit *hl = s->hits + (size_t)l * C4 * s->k;
+            for (int n = 0; n < C4; n++)
+                offer(hl + (size_t)n * s->k, s->k, row[n], base + (size_t)r);
+        }
+    }
+}
+
+int ps_neuron_scan_run(ps_neuron_scan **out, ps_model *m, const int *tokens, size_t n, int seq,
+                       int batch, int k, int (*progress)(void *ctx, size_t done, size_t total),
+                       void *ctx, ps_error *err)
+{
+    *out = NULL;
+    if (seq < 1 || seq > m->cfg.n_ctx || batch < 1 || k < 1 || k > 1000)
+        return ps_error_set(err, PS_ERR_RANGE, "neuron scan: seq %d (1..%d), batch %d, k %d (1..1000)",
+                            seq, m->cfg.n_ctx, batch, k);
+    if (n == 0)
+        return ps_error_set(err, PS_ERR_INVALID, "neuron scan: the text is empty");
+    ps_neuron_scan *s = calloc(1, sizeof *s);
+    size_t n_hits = (size_t)m->cfg.n_layer * 4 * m->cfg.n_embd * k;
+    if (!s || !(s->hits = malloc(n_hits * sizeof *s->hits))) {
+        free(s);
+        return ps_error_set(err, PS_ERR_NOMEM, "neuron scan: out of memory for %zu hits", n_hits);
+    }
+    s->n_layer = m->cfg.n_layer;
+    s->n_neuron = 4 * m->cfg.n_embd;
+    s->k = k;
+    s->n_tokens = n;
+    s->model_version = m->version;
+    for (size_t i = 0; i < n_hits; i++)
+        s->hits[i] = (ps_neuron_hit){0.0f, SIZE_MAX};
+
+    int rc = PS_OK;
+    size_t pos = 0, window = (size_t)seq * batch;
+    while (pos < n) {
+        int B, T;
+        if (n - pos >= window) {
+            B = batch;
+            T = seq;
+        } else if (n - pos >= (size_t)seq) {
+            B = (int)((n - pos) / seq);
+            T = seq;
+        } else {
+            B = 1;
+            T = (int)(n - pos);
+        }
+        if ((rc = ps_model_forward(m, tokens + pos, B, T, err)))
+            break;
+        collect(s, m, pos, B, T);
+        pos += (size_t)B * T;
+        if (progress && progress(ctx, pos, n)) {
+            rc = ps_error_set(err, PS_ERR_INTERRUPTED, "neuron scan: interrupted after %zu of %zu tokens",
+                              pos, n);
+            break;
+        }
+    }
+    if (rc) {
+        ps_neuron_scan_free(s);
+        return rc;
+    }
+    *out = s;
+    return PS_OK;
+}
