@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +181,110 @@ static void test_neuron_scan(void **state)
     ps_model_free(m);
 }
 
+/* ---- activation patching ---- */
+
+static double ld_at_end(ps_model *m, int answer, int wrong)
+{
+    const float *z = ps_model_logits(m, 0, m->T - 1);
+    return (double)z[answer] - z[wrong];
+}
+
+static void test_patching(void **state)
+{
+    (void)state;
+    ps_model *m = reference_model();
+    const int *clean = ref_ids;
+    int corrupt[REF_T];
+    memcpy(corrupt, ref_ids, sizeof corrupt);
+    corrupt[2] = 7;                       /* the prompts differ at position 2 only */
+    int answer = REF_TOP, wrong = 2;
+    ps_patching p;
+    assert_int_equal(ps_probe_patch(m, clean, corrupt, REF_T, answer, wrong, &p, NULL), PS_OK);
+    assert_true(fabs(p.ld_clean - p.ld_corrupt) > 1e-2);
+    for (int l = 0; l <= REF_L; l++)
+        for (int t = 0; t < 2; t++)       /* before the difference: nothing to restore */
+            assert_true(fabs(p.resid[l * REF_T + t]) < 1e-9);
+    /* the only differing embedding, or the whole last residual: all of it */
+    assert_true(fabs(p.resid[0 * REF_T + 2] - 1.0) < 1e-5);
+    assert_true(fabs(p.resid[REF_L * REF_T + REF_T - 1] - 1.0) < 1e-5);
+
+    /* one experiment of each kind against a plain run of the same edit */
+    int C = REF_C, hd = REF_C / REF_NH, l = 1, pos = 3, h = 1;
+    float clean_res[REF_C], clean_y[REF_T * REF_C];
+    assert_int_equal(ps_model_forward(m, clean, 1, REF_T, NULL), PS_OK);
+    memcpy(clean_res, m->acts.resid3 + (size_t)(l - 1) * REF_T * C + pos * C, sizeof clean_res);
+    memcpy(clean_y, m->acts.atty + (size_t)l * REF_T * C, sizeof clean_y);
+    assert_int_equal(ps_model_forward(m, corrupt, 1, REF_T, NULL), PS_OK);
+    memcpy(m->acts.resid3 + (size_t)(l - 1) * REF_T * C + pos * C, clean_res, sizeof clean_res);
+    assert_int_equal(ps_model_forward_from(m, l, 0, NULL), PS_OK);
+    double want = (ld_at_end(m, answer, wrong) - p.ld_corrupt) / (p.ld_clean - p.ld_corrupt);
+    assert_true(fabs(p.resid[l * REF_T + pos] - want) < 1e-5);
+
+    assert_int_equal(ps_model_forward(m, corrupt, 1, REF_T, NULL), PS_OK);
+    for (int t = 0; t < REF_T; t++)
+        memcpy(m->acts.atty + (size_t)l * REF_T * C + t * C + h * hd, clean_y + t * C + h * hd,
+               (size_t)hd * sizeof(float));
+    assert_int_equal(ps_model_forward_from(m, l, 1, NULL), PS_OK);
+    want = (ld_at_end(m, answer, wrong) - p.ld_corrupt) / (p.ld_clean - p.ld_corrupt);
+    assert_true(fabs(p.head[l * REF_NH + h] - want) < 1e-5);
+    /* and the heads differ: a swapped order would be seen */
+    assert_true(fabs(p.head[l * REF_NH + 0] - p.head[l * REF_NH + 1]) > 1e-3);
+    ps_patching_clear(&p);
+    ps_model_free(m);
+}
+
+/* ---- saliency ---- */
+
+static double logp_at_end(ps_model *m, int token)
+{
+    const float *z = ps_model_logits(m, 0, m->T - 1);
+    double mx = z[0], sum = 0;
+    for (int v = 1; v < REF_V; v++)
+        mx = z[v] > mx ? z[v] : mx;
+    for (int v = 0; v < REF_V; v++)
+        sum += exp((double)z[v] - mx);
+    return (double)z[token] - mx - log(sum);
+}
+
+static void test_saliency(void **state)
+{
+    (void)state;
+    ps_model *m = reference_model();
+    float norm[REF_T], gxi[REF_T], g[REF_T * REF_C], x[REF_T * REF_C];
+    assert_int_equal(ps_probe_saliency(m, REF_TOP, norm, gxi, NULL), PS_OK);
+    memcpy(g, ps_model_input_grad(m, 0), sizeof g);
+    memcpy(x, m->acts.encoded, sizeof x);
+    double gmax = 0;
+    for (int i = 0; i < REF_T * REF_C; i++)
+        gmax = fabs(g[i]) > gmax ? fabs(g[i]) : gmax;
+    /* central differences on every component of every position's input */
+    const float eps = 2e-3f;
+    double worst = 0;
+    for (int t = 0; t < REF_T; t++) {
+        double n2 = 0, dot = 0;
+        for (int i = 0; i < REF_C; i++) {
+            assert_int_equal(ps_model_forward(m, ref_ids, 1, REF_T, NULL), PS_OK);
+            float *xi = m->acts.encoded + (size_t)t * REF_C + i, x0 = *xi;
+            *xi = x0 + eps;
+            assert_int_equal(ps_model_forward_from(m, 0, 0, NULL), PS_OK);
+            double up = logp_at_end(m, REF_TOP);
+            *xi = x0 - eps;
+            assert_int_equal(ps_model_forward_from(m, 0, 0, NULL), PS_OK);
+            double down = logp_at_end(m, REF_TOP);
+            double fd = (up - down) / (2 * eps), d = fabs(fd - g[t * REF_C + i]);
+            worst = d > worst ? d : worst;
+            n2 += (double)g[t * REF_C + i] * g[t * REF_C + i];
+            dot += (double)g[t * REF_C + i] * x[t * REF_C + i];
+        }
+        assert_true(fabs(norm[t] - sqrt(n2)) < 1e-5 * (1 + sqrt(n2)));
+        assert_true(fabs(gxi[t] - dot) < 1e-6);
+    }
+    assert_true(worst < 2e-3 * gmax);
+    /* the last position matters most here; not every position equally */
+    assert_true(norm[REF_T - 1] > norm[0]);
+    ps_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +293,8 @@ int main(void)
         cmocka_unit_test(test_attribution),
         cmocka_unit_test(test_neuron),
         cmocka_unit_test(test_neuron_scan),
+        cmocka_unit_test(test_patching),
+        cmocka_unit_test(test_saliency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

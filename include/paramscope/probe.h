@@ -89,4 +89,39 @@ void ps_neuron_scan_free(ps_neuron_scan *s);
 /* The k hits of one neuron. */
 const ps_neuron_hit *ps_neuron_scan_hits(const ps_neuron_scan *s, int layer, int neuron);
 
+/* ---- activation patching ---- */
+
+/* Two prompts of the same length T: clean (e.g. "the sky is") and corrupt
+ * ("the grass is").  The metric is the logit difference at the last position,
+ * LD = logit[answer] - logit[wrong] (answer: the clean prompt's answer,
+ * wrong: the corrupt one's).  Each experiment runs the corrupt prompt with one
+ * piece of the clean run put in place and reports how much of the gap comes
+ * back: (LD_patched - LD_corrupt) / (LD_clean - LD_corrupt), 1 fully restored,
+ * 0 not at all (NaN when the two runs' LD are equal).
+ *   resid[l, p]  the residual stream entering block l (l == n_layer: after
+ *                the last block) at position p;
+ *   head[l, h]   head h's output in block l, at every position.
+ * Batched: T experiments of one stage run as one forward of T sequences. */
+typedef struct ps_patching {
+    int n_layer, n_head, T;
+    int answer, wrong;
+    double ld_clean, ld_corrupt;
+    double *resid;            /* [n_layer + 1, T] */
+    double *head;             /* [n_layer, n_head] */
+} ps_patching;
+
+int ps_probe_patch(ps_model *m, const int *clean, const int *corrupt, int T, int answer, int wrong,
+                   ps_patching *out, ps_error *err);
+void ps_patching_clear(ps_patching *p);
+
+/* ---- saliency ---- */
+
+/* After a forward of one sequence (B == 1): the gradient of log p(token) at
+ * the last position with respect to each position's embedded input
+ * (wte[id] + wpe[t]); grad_norm[t] is its length and grad_x_input[t] its
+ * dot product with that input.  Both [T], caller-owned.  Runs a backward
+ * pass: needs the gradient arena (as large as the model) and overwrites the
+ * model's gradients. */
+int ps_probe_saliency(ps_model *m, int token, float *grad_norm, float *grad_x_input, ps_error *err);
+
 #endif

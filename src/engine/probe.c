@@ -5,6 +5,7 @@
  * them in float would lose the digits the identity is checked on. */
 #include "paramscope/probe.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,5 +282,163 @@ int ps_neuron_scan_run(ps_neuron_scan **out, ps_model *m, const int *tokens, siz
         return rc;
     }
     *out = s;
+    return PS_OK;
+}
+
+/* ---- activation patching ---- */
+
+void ps_patching_clear(ps_patching *p)
+{
+    if (!p)
+        return;
+    free(p->resid);
+    free(p->head);
+    memset(p, 0, sizeof *p);
+}
+
+/* Where the residual stream entering block l lives in the activations. */
+static float *resid_in(ps_model *m, int l)
+{
+    size_t sC = (size_t)m->B * m->T * m->cfg.n_embd;
+    return l == 0 ? m->acts.encoded : m->acts.resid3 + (size_t)(l - 1) * sC;
+}
+
+static double logit_diff(ps_model *m, int b, int answer, int wrong)
+{
+    const float *z = ps_model_logits(m, b, m->T - 1);
+    return (double)z[answer] - z[wrong];
+}
+
+/* One sequence's run: its logit difference and, per stage, the residual
+ * entering each block [L + 1][T, C] and each block's attention output [L][T, C]. */
+static int run_one(ps_model *m, const int *ids, int T, int answer, int wrong, float *resid,
+                   float *atty, double *ld, ps_error *err)
+{
+    int rc = ps_model_forward(m, ids, 1, T, err);
+    if (rc)
+        return rc;
+    size_t tc = (size_t)T * m->cfg.n_embd;
+    for (int l = 0; l <= m->cfg.n_layer; l++)
+        memcpy(resid + l * tc, resid_in(m, l), tc * sizeof *resid);
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        memcpy(atty + l * tc, m->acts.atty + l * tc, tc * sizeof *atty);
+    *ld = logit_diff(m, 0, answer, wrong);
+    return PS_OK;
+}
+
+static double restored(double ld, const ps_patching *p)
+{
+    return (ld - p->ld_corrupt) / (p->ld_clean - p->ld_corrupt);
+}
+
+int ps_probe_patch(ps_model *m, const int *clean, const int *corrupt, int T, int answer, int wrong,
+                   ps_patching *out, ps_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const ps_config *cf = &m->cfg;
+    int L = cf->n_layer, NH = cf->n_head, C = cf->n_embd, hd = C / NH;
+    if (T < 1 || T > cf->n_ctx)
+        return ps_error_set(err, PS_ERR_RANGE, "patching: %d tokens (1..%d)", T, cf->n_ctx);
+    if (answer < 0 || answer >= cf->vocab_size || wrong < 0 || wrong >= cf->vocab_size)
+        return ps_error_set(err, PS_ERR_RANGE, "patching: token ids %d and %d (0..%d)", answer, wrong,
+                            cf->vocab_size - 1);
+    size_t tc = (size_t)T * C, per_run = (size_t)(2 * L + 1) * tc;
+    float *saved = malloc(2 * per_run * sizeof *saved);
+    int *batch = malloc((size_t)(T > NH ? T : NH) * T * sizeof *batch);
+    out->resid = malloc((size_t)(L + 1) * T * sizeof *out->resid);
+    out->head = malloc((size_t)L * NH * sizeof *out->head);
+    int rc = PS_OK;
+    if (!saved || !batch || !out->resid || !out->head) {
+        rc = ps_error_set(err, PS_ERR_NOMEM, "patching: out of memory");
+        goto fail;
+    }
+    out->n_layer = L;
+    out->n_head = NH;
+    out->T = T;
+    out->answer = answer;
+    out->wrong = wrong;
+    float *c_resid = saved, *c_atty = saved + (size_t)(L + 1) * tc;              /* clean */
+    float *x_resid = saved + per_run, *x_atty = x_resid + (size_t)(L + 1) * tc;  /* corrupt */
+    if ((rc = run_one(m, clean, T, answer, wrong, c_resid, c_atty, &out->ld_clean, err)) ||
+        (rc = run_one(m, corrupt, T, answer, wrong, x_resid, x_atty, &out->ld_corrupt, err)))
+        goto fail;
+
+    /* the residual stream: sequence p of the batch has position p patched */
+    for (int b = 0; b < T; b++)
+        memcpy(batch + (size_t)b * T, corrupt, (size_t)T * sizeof *batch);
+    if ((rc = ps_model_forward(m, batch, T, T, err)))
+        goto fail;
+    for (int l = 0; l <= L; l++) {
+        float *x = resid_in(m, l);
+        for (int b = 0; b < T; b++) {
+            memcpy(x + b * tc, x_resid + l * tc, tc * sizeof *x);
+            memcpy(x + b * tc + (size_t)b * C, c_resid + l * tc + (size_t)b * C, (size_t)C * sizeof *x);
+        }
+        if ((rc = ps_model_forward_from(m, l, 0, err)))
+            goto fail;
+        for (int b = 0; b < T; b++)
+            out->resid[l * T + b] = restored(logit_diff(m, b, answer, wrong), out);
+    }
+
+    /* heads: sequence h of the batch has head h's output patched */
+    for (int b = 0; b < NH; b++)
+        memcpy(batch + (size_t)b * T, corrupt, (size_t)T * sizeof *batch);
+    if ((rc = ps_model_forward(m, batch, NH, T, err)))
+        goto fail;
+    for (int l = 0; l < L; l++) {
+        float *x = resid_in(m, l), *y = m->acts.atty + (size_t)l * NH * tc;
+        for (int b = 0; b < NH; b++) {
+            memcpy(x + b * tc, x_resid + l * tc, tc * sizeof *x);
+            memcpy(y + b * tc, x_atty + l * tc, tc * sizeof *y);
+            for (int t = 0; t < T; t++)
+                memcpy(y + b * tc + (size_t)t * C + (size_t)b * hd, c_atty + l * tc + (size_t)t * C + (size_t)b * hd,
+                       (size_t)hd * sizeof *y);
+        }
+        if ((rc = ps_model_forward_from(m, l, 1, err)))
+            goto fail;
+        for (int h = 0; h < NH; h++)
+            out->head[l * NH + h] = restored(logit_diff(m, h, answer, wrong), out);
+    }
+    free(saved);
+    free(batch);
+    return PS_OK;
+fail:
+    free(saved);
+    free(batch);
+    ps_patching_clear(out);
+    return rc;
+}
+
+/* ---- saliency ---- */
+
+int ps_probe_saliency(ps_model *m, int token, float *grad_norm, float *grad_x_input, ps_error *err)
+{
+    if (!m->has_forward || m->B != 1)
+        return ps_error_set(err, PS_ERR_STATE, "saliency needs a forward pass of one sequence");
+    int T = m->T, C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    if (token < 0 || token >= V)
+        return ps_error_set(err, PS_ERR_RANGE, "token id %d is outside the vocabulary (0..%d)", token, V - 1);
+    /* d log p(token) / d logits = onehot(token) - softmax(logits), last position only */
+    float *dl = m->acts.dlogits;
+    memset(dl, 0, (size_t)T * V * sizeof *dl);
+    float *last = dl + (size_t)(T - 1) * V;
+    ps_softmax(last, ps_model_logits(m, 0, T - 1), V, 1.0f);
+    for (int v = 0; v < V; v++)
+        last[v] = -last[v];
+    last[token] += 1.0f;
+    int rc = ps_model_backward_logits(m, err);
+    if (rc)
+        return rc;
+    const float *g = ps_model_input_grad(m, 0);
+    for (int t = 0; t < T; t++) {
+        const float *gt = g + (size_t)t * C, *xt = m->acts.encoded + (size_t)t * C;
+        double n2 = 0, dot = 0;
+        for (int i = 0; i < C; i++) {
+            n2 += (double)gt[i] * gt[i];
+            dot += (double)gt[i] * xt[i];
+        }
+        grad_norm[t] = (float)sqrt(n2);
+        grad_x_input[t] = (float)dot;
+    }
     return PS_OK;
 }
