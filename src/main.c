@@ -7,6 +7,8 @@
 
 #include "ps_config.h"
 #include "paramscope/blas.h"
+#include "paramscope/mapguard.h"
+#include "paramscope/fileio.h"
 #include "repl/repl.h"
 #include "repl/subcommands.h"
 #include "ui/explorer.h"
@@ -122,14 +124,23 @@ static int run_session(int argc, char **argv)
     ps_repl_opts o = {.bail = bail};
     int status = PS_EXIT_OK;
     if (script) {
-        FILE *f = fopen(script, "r");
+        /* read whole first: a FIFO, a device or a folder is refused at once
+         * and a huge file (or /dev/zero) by its size */
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = NULL;
+        if (ps_file_read_all(script, PS_SCRIPT_MAX, "a script", &text, &len, &err) == 0 &&
+            !(f = len ? fmemopen(text, len, "r") : fopen("/dev/null", "r")))
+            ps_error_set(&err, PS_ERR_NOMEM, "%s: out of memory while reading it", script);
         if (!f) {
-            fprintf(stderr, "paramscope: %s: cannot open: %s\n", script, strerror(errno));
+            fprintf(stderr, "paramscope: %s\n", err.msg);
+            free(text);
             ps_session_close(&s);
             return PS_EXIT_USAGE;
         }
         int failed = ps_repl_run_stream(&s, f, script, &o, &out);
         fclose(f);
+        free(text);
         if (failed)
             status = PS_EXIT_FAIL;
         if (failed < 0 || batch || s.quit) {
@@ -174,12 +185,30 @@ static const subcommand subcommands[] = {
     {"eval", ps_cmd_eval},
     {"bench", ps_cmd_bench},
     {"commands", ps_cmd_commands},
+    {"attention", ps_cmd_view},
+    {"lens", ps_cmd_view},
+    {"attribute", ps_cmd_view},
+    {"neuron", ps_cmd_view},
+    {"patch", ps_cmd_view},
+    {"saliency", ps_cmd_view},
 };
+
+/* What was printed must have reached standard output: a full disk or a
+ * closed pipe makes the run fail, with one line on stderr, rather than exit
+ * 0 with the output lost (`paramscope predict --json > /dev/full`). */
+static int flushed(int status)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return status;
+    fprintf(stderr, "paramscope: standard output: write error: %s\n", strerror(errno));
+    return status == PS_EXIT_OK ? PS_EXIT_FAIL : status;
+}
 
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C");
+    ps_mapguard_install();    /* a mapped model truncated by another program: no crash */
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         fputs(usage, stdout);
         return PS_EXIT_OK;
@@ -190,11 +219,11 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; argc >= 2 && i < sizeof subcommands / sizeof subcommands[0]; i++)
         if (!strcmp(argv[1], subcommands[i].name))
-            return subcommands[i].run(argc - 1, argv + 1);
+            return flushed(subcommands[i].run(argc - 1, argv + 1));
     if (argc >= 2 && argv[1][0] != '-' && access(argv[1], F_OK) != 0 && !strchr(argv[1], '.') &&
         !strchr(argv[1], '/')) {
         fprintf(stderr, "paramscope: unknown command '%s' (see paramscope --help)\n", argv[1]);
         return PS_EXIT_USAGE;
     }
-    return run_session(argc, argv);
+    return flushed(run_session(argc, argv));
 }

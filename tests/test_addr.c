@@ -361,6 +361,57 @@ static void test_round_trip(void **state)
     }
 }
 
+/* Every token can be typed back: control bytes, bytes that are not UTF-8,
+ * quotes and backslashes are escaped in canonical names and the escapes
+ * parse; a name is never cut (a token too long to quote is spelt by id). */
+static void test_token_escapes_round_trip(void **state)
+{
+    (void)state;
+    char longa[251], longb[301];
+    memset(longa, 'a', 250);
+    longa[250] = '\0';
+    memset(longb, 'b', 300);
+    longb[300] = '\0';
+    const char *vocab[] = {"<unk>", "a\rb", "\x1b[31m", "nl\nx", "\x7f", "caf\xc3\xa9",
+                           "q\"\\", "t\tt", longa, longb};
+    int nv = (int)(sizeof vocab / sizeof vocab[0]);
+    ps_config cfg = {.n_layer = 1, .n_head = 1, .n_embd = 4, .n_ctx = 4, .vocab_size = nv};
+    ps_model *m = NULL;
+    ps_tokenizer *tok = NULL;
+    ps_error err = {0};
+    assert_int_equal(ps_model_init(&m, &cfg, &err), 0);
+    assert_int_equal(ps_tokenizer_from_list(&tok, vocab, nv, &err), 0);
+    for (int id = 0; id < nv; id++) {
+        char text[32];
+        snprintf(text, sizeof text, "wte[%d][1:3]", id);
+        addr_view a, b;
+        assert_int_equal(addr_parse(m, tok, text, &a, &err), 0);
+        for (const char *c = a.name; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+                fail_msg("name of token %d has the raw byte 0x%02x: %s", id, (unsigned char)*c, a.name);
+        if (id != 9)
+            assert_memory_equal(a.name, "wte[\"", 5);      /* quoted, not by id */
+        if (addr_parse(m, tok, a.name, &b, &err))
+            fail_msg("token %d: '%s' does not parse back: %s", id, a.name, err.msg);
+        assert_int_equal(b.first, id);
+        assert_string_equal(b.name, a.name);
+    }
+    addr_view v;
+    assert_int_equal(addr_parse(m, tok, "wte[\"\\x1B[31m\"]", &v, &err), 0);
+    assert_int_equal(v.first, 2);
+    assert_int_equal(addr_parse(m, tok, "wte[\"a\\rb\"]", &v, &err), 0);
+    assert_int_equal(v.first, 1);
+    assert_int_equal(addr_parse(m, tok, "wte[\"\\x00\"]", &v, &err), PS_ERR_INVALID);
+    assert_int_equal(addr_parse(m, tok, "wte[\"\\xg1\"]", &v, &err), PS_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "needs two hex digits"));
+    /* a raw control byte in what was typed stays escaped in the message */
+    assert_int_equal(addr_parse(m, tok, "wte[\"\x1b]\"]", &v, &err), PS_ERR_NOT_FOUND);
+    assert_null(strchr(err.msg, 0x1b));
+    assert_non_null(strstr(err.msg, "\\x1b"));
+    ps_tokenizer_free(tok);
+    ps_model_free(m);
+}
+
 static void test_render_truncates(void **state)
 {
     fixture *f = *state;
@@ -605,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_embedding_rows),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_render_truncates),
+        cmocka_unit_test(test_token_escapes_round_trip),
         cmocka_unit_test(test_views_alias_the_model),
         cmocka_unit_test(test_unknown_names),
         cmocka_unit_test(test_layers_heads_neurons_out_of_range),

@@ -343,7 +343,7 @@ static void test_quantize(void **state)
     run_check(f, "quantize h.0.attn.c_proj.weight 4");
     char want[256];
     snprintf(want, sizeof want, "quantized h.0.attn.c_proj.weight (256 values) to 4 bits\n"
-             "  mean error %.3g, max %.3g; 132 bytes instead of 1.0 KB as float32 (12.9%%)\n",
+             "  mean error %.3g, max %.3g; 132 bytes instead of 1.0 kB as float32 (12.9%%)\n",
              err_sum / 256, err_max);
     assert_string_equal(f->text, want);
     run_err(f, "quantize wte 1", PS_ERR_RANGE, "BITS: 1 is not in [2, 16]");
@@ -411,14 +411,20 @@ static void test_failures_change_nothing(void **state)
         {"wte[11] = 1", PS_ERR_RANGE, "row 11 is out of range"},
         {"wte[0] = one", PS_ERR_INVALID, "VALUE: 'one' is not a number"},
         {"wte[0] = 1e39", PS_ERR_RANGE, "beyond float32's range"},
-        {"wte[0] = nan", PS_ERR_INVALID, "'nan' is not a number"},
+        {"wte[0] = nan", PS_ERR_INVALID, "'nan' is NaN, not a number"},
+        {"wte[0] = inf", PS_ERR_RANGE, "VALUE: 'inf' is infinite; parameters are kept finite"},
+        {"wte[0] = -inf", PS_ERR_RANGE, "'-inf' is infinite"},
+        {"scale wte -infinity", PS_ERR_RANGE, "scale: FACTOR: '-infinity' is infinite"},
+        {"add wte inf", PS_ERR_RANGE, "add: VALUE: 'inf' is infinite"},
+        {"wte[0] = 1e999", PS_ERR_INVALID, "'1e999' is above the range of numbers"},
+        {"wte[0] = 1e-400", PS_ERR_INVALID, "'1e-400' is below the range of numbers"},
         {"scale wte", PS_ERR_INVALID, "usage: scale ADDR FACTOR"},
         {"scale wte x", PS_ERR_INVALID, "FACTOR: 'x' is not a number"},
         {"scale wte 2 3", PS_ERR_INVALID, "usage: scale ADDR FACTOR"},
         {"add h.9.ln_1.bias 1", PS_ERR_RANGE, "layer 9"},
         {"add wte[0:0] 1", PS_ERR_INVALID, "empty"},
         {"zero", PS_ERR_INVALID, "usage: zero ADDR"},
-        {"noise wte inf", PS_ERR_RANGE, "SIGMA inf must be a finite number"},
+        {"noise wte inf", PS_ERR_RANGE, "noise: SIGMA: 'inf' is infinite"},
         {"noise wte 1 -5", PS_ERR_RANGE, "SEED: -5 is not in"},
         {"zero wte[\"moon\"]", PS_ERR_NOT_FOUND, "'moon' is not in the vocabulary"},
         {"reset wte[99]", PS_ERR_RANGE, "row 99 is out of range"},
@@ -429,6 +435,26 @@ static void test_failures_change_nothing(void **state)
         assert_int_equal(ps_perturb_count(f->s.journal), 1);
     }
     assert_memory_equal(&f->s.rng, &rng, sizeof rng);
+}
+
+/* Parameters stay finite: an edit whose result overflows float32 (scale,
+ * add) is refused like typing inf, naming the first value, and changes
+ * nothing; a huge finite value is allowed. */
+static void test_nonfinite_results_refused(void **state)
+{
+    fixture *f = *state;
+    run_ok(f, "h.0.ln_1.bias[2] = 3e38");
+    assert_true(P(f, "h.0.ln_1.bias")->data[2] > 2.9e38f);
+    float before[C];
+    memcpy(before, P(f, "h.0.ln_1.bias")->data, sizeof before);
+    run_err(f, "scale h.0.ln_1.bias 10", PS_ERR_NUMERIC,
+            "scale would make 1 finite value infinite (the first: h.0.ln_1.bias[2] would be inf)");
+    run_err(f, "add h.0.ln_1.bias[2] 3e38", PS_ERR_NUMERIC, "h.0.ln_1.bias[2] would be inf");
+    run_err(f, "scale h.0.ln_1.bias[2:3] -2", PS_ERR_NUMERIC, "would be -inf");
+    assert_memory_equal(P(f, "h.0.ln_1.bias")->data, before, sizeof before);
+    assert_int_equal(ps_perturb_count(f->s.journal), 1);
+    run_ok(f, "scale h.0.ln_1.bias 1.1");          /* 3.3e38 still fits */
+    assert_true(isfinite(P(f, "h.0.ln_1.bias")->data[2]));
 }
 
 /* ---- undo, redo, reset, history, diff ---- */
@@ -609,7 +635,8 @@ static const char *const NUMBERS[] = {"0", "-0", "1", "-1", "2.5", "1e-3", "-7.2
 #define N_NUMBERS (int)(sizeof NUMBERS / sizeof NUMBERS[0])
 
 /* Many random edits of every kind, with undo, redo and resets among them
- * (also infinities, NaN from 0 * inf, negative zeros and subnormals); then
+ * (also attempts at infinities and overflows, which are refused, negative
+ * zeros and subnormals); then
  * undo to the start must give the file's bits back, checked against the file
  * read again; and redo to the end the same bits as before. */
 static void test_undo_bit_exact(void **state)
@@ -641,8 +668,9 @@ static void test_undo_bit_exact(void **state)
         default: snprintf(line, sizeof line, "%s = %s", t, x); break;
         }
         int rc = run(f, line);
-        /* undo/redo at the ends fail, and so do edits that overflow float */
-        if (rc && rc != PS_ERR_STATE && rc != PS_ERR_RANGE)
+        /* undo/redo at the ends fail, and so do edits that overflow float,
+         * give inf or would make a value non-finite (scale 3e38 twice) */
+        if (rc && rc != PS_ERR_STATE && rc != PS_ERR_RANGE && rc != PS_ERR_NUMERIC)
             fail_msg("'%s': %s", line, f->err.msg);
         n_ok += rc == 0;
     }
@@ -685,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quantize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ablate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nonfinite_results_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undo_redo_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diff, setup, teardown),

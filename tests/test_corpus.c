@@ -1,7 +1,9 @@
 /* Tests of corpus loading: ids of a small file, lines as white space, the
  * error messages of each bad file, reading text for vocabulary building, and
  * a corpus larger than one encoding chunk. */
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -294,6 +296,69 @@ static void test_large_corpus(void **state)
     free(text);
 }
 
+/* ---- files that are not text, or too big ---- */
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char m[] = "timed out: the corpus FIFO blocked\n";
+    if (write(2, m, sizeof m - 1) < 0)
+        _exit(3);
+    _exit(2);
+}
+
+/* Bytes this process has read with read(2) so far (Linux's /proc). */
+static long long bytes_read(void)
+{
+    FILE *fp = fopen("/proc/self/io", "r");
+    long long v = -1;
+    char line[128];
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "rchar: %lld", &v) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return v;
+}
+
+/* A FIFO and a device are refused at once (a FIFO blocked forever, and
+ * /dev/zero was read until memory ran out); a sparse file's NUL at offset 0
+ * is found after its first megabyte; a file over the limit is refused
+ * before it is read. */
+static void test_not_text_refused_early(void **state)
+{
+    fixture *f = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/pipe.txt", f->dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    expect_load_error(f, path, PS_ERR_IO, "is a FIFO, not a regular file");
+    expect_load_error(f, "/dev/zero", PS_ERR_IO, "is a character device, not a regular file");
+    alarm(0);
+
+    snprintf(path, sizeof path, "%s/sparse.txt", f->dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)200 << 20), 0);     /* 200 MB of zeros */
+    close(fd);
+    long long before = bytes_read();
+    expect_load_error(f, path, PS_ERR_FORMAT, "NUL byte at offset 0: not a text file");
+    long long got = bytes_read() - before;
+    if (before >= 0 && got > (8 << 20))
+        fail_msg("finding the NUL at offset 0 read %lld bytes", got);
+
+    snprintf(path, sizeof path, "%s/huge.txt", f->dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)PS_CORPUS_MAX + 1), 0);
+    close(fd);
+    char want[128];
+    snprintf(want, sizeof want, "%zu bytes, over the limit of %zu bytes for a corpus",
+             PS_CORPUS_MAX + 1, PS_CORPUS_MAX);
+    expect_load_error(f, path, PS_ERR_RANGE, want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_from_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_corpus, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_text_refused_early, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

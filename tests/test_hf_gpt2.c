@@ -616,6 +616,36 @@ static void test_width_768_heads(void **state)
     ps_model_free(want);
 }
 
+/* A config.json that is a folder or a FIFO is named as such (it was taken
+ * for a missing config.json, and a FIFO would have blocked when read). */
+static void test_config_not_a_file(void **state)
+{
+    (void)state;
+    ps_config cfg = {.n_layer = 1, .n_head = 2, .n_embd = 8, .n_ctx = 6,
+                     .vocab_size = TOK_N};
+    ps_model *want = make_native(&cfg, 3, 0);
+    ckpt c = {0};
+    for (int kind = 0; kind < 2; kind++) {
+        const char *dir = new_dir(kind ? "cfg-fifo" : "cfg-dir");
+        write_ckpt(dir, &c, want);
+        char cfgp[512];
+        snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
+        assert_int_equal(kind ? mkfifo(cfgp, 0600) : mkdir(cfgp, 0755), 0);
+        ps_model *m = NULL;
+        ps_tokenizer *tok = NULL;
+        ps_hf_info info = {0};
+        ps_hf_options opt = {0};
+        ps_error err = {0};
+        assert_int_equal(ps_hf_gpt2_load(&m, &tok, &info, dir, &opt, &err), PS_ERR_IO);
+        assert_null(m);
+        char want_msg[600];
+        snprintf(want_msg, sizeof want_msg, "%s: %s", cfgp,
+                 kind ? "is a FIFO, not a regular file" : "is a directory, not a file");
+        assert_string_equal(err.msg, want_msg);
+    }
+    ps_model_free(want);
+}
+
 /* OpenAI's file names, and the weights file named directly. */
 static void test_file_path_and_names(void **state)
 {
@@ -1002,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_f16_converted),
         cmocka_unit_test(test_misaligned_copied),
         cmocka_unit_test(test_width_768_heads),
+        cmocka_unit_test(test_config_not_a_file),
         cmocka_unit_test(test_file_path_and_names),
         cmocka_unit_test(test_undo_restores_file_bits),
         cmocka_unit_test(test_save_and_reload),

@@ -433,6 +433,54 @@ static void test_errors_leave_cache(void **state)
     ps_model_free(m);
 }
 
+/* Where the first non-finite value appears, through the cache (rerun) and
+ * through the training forward's activations: the same stage, named the
+ * same way, and the cached logits unchanged by the search. */
+static void test_find_nonfinite(void **state)
+{
+    (void)state;
+    static const struct { const char *param; size_t at; float v; const char *want; } cases[] = {
+        {"wpe.weight", 3, NAN, "embeddings"},
+        {"h.0.attn.c_attn.bias", 5, INFINITY, "block 0 (attention)"},
+        {"h.1.mlp.c_fc.weight", 17, NAN, "block 1 (MLP)"},
+        {"h.1.attn.c_proj.bias", 2, 3e38f, NULL},           /* finite, may overflow later */
+        {"ln_f.weight", 4, NAN, "ln_f"},
+    };
+    int ids[6] = {1, 5, 7, 2, 9, 4};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        ps_model *m = make_model(&tiny, 77, 0.05f);
+        ps_infer *inf = NULL;
+        char where[48], where2[48];
+        assert_int_equal(ps_infer_init(&inf, m, NULL), PS_OK);
+        assert_int_equal(ps_infer_prompt(inf, ids, 6, NULL), PS_OK);
+        assert_int_equal(ps_infer_find_nonfinite(inf, where, sizeof where), 0);
+        assert_string_equal(where, "");
+        ps_param *p = ps_model_find(m, cases[k].param);
+        p->data[cases[k].at] = cases[k].v;
+        m->version++;
+        assert_int_equal(ps_infer_prompt(inf, ids, 6, NULL), PS_OK);
+        float before[23];
+        memcpy(before, ps_infer_logits(inf), sizeof before);
+        int found = ps_infer_find_nonfinite(inf, where, sizeof where);
+        assert_int_equal(ps_model_forward(m, ids, 1, 6, NULL), PS_OK);
+        int found2 = ps_model_find_nonfinite(m, where2, sizeof where2);
+        assert_int_equal(found, found2);
+        if (cases[k].want) {
+            assert_true(found);
+            assert_string_equal(where, cases[k].want);
+        }
+        assert_string_equal(where, where2);
+        assert_memory_equal(ps_infer_logits(inf), before, sizeof before);
+        ps_infer_free(inf);
+        ps_model_free(m);
+    }
+    char name[48];
+    ps_forward_stage_name(12, 26, name, sizeof name);
+    assert_string_equal(name, "the LM head");
+    ps_forward_stage_name(12, 24, name, sizeof name);
+    assert_string_equal(name, "block 11 (MLP)");
+}
+
 int main(void)
 {
     ps_blas_init(0, NULL);
@@ -447,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_invalidation_after_edits),
         cmocka_unit_test(test_new_model_at_same_address),
         cmocka_unit_test(test_errors_leave_cache),
+        cmocka_unit_test(test_find_nonfinite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Tests of io/model_file: save and load a tiny model bit-identically, F16 and
  * BF16 files, and a table of model files that are well-formed safetensors but
  * wrong as models. */
+#include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <setjmp.h>
@@ -10,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "paramscope/mapguard.h"
 #include "paramscope/model_file.h"
 #include "paramscope/safetensors.h"
 
@@ -497,6 +500,80 @@ static void test_not_a_model_file(void **state)
     assert_null(m);
 }
 
+/* ---- a file changed underneath ---- */
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    assert_int_equal(fclose(b), 0);
+}
+
+/* Truncating a loaded model's file changes nothing in the model (a mapped
+ * file killed the process with SIGBUS at the next read), and the model does
+ * not depend on the file; a mapped file's change is detected. */
+static void test_file_changed_underneath(void **state)
+{
+    (void)state;
+    const char *path = tmp_path("changing.safetensors");
+    copy_file(fx.good, path);
+    ps_model *m = NULL;
+    ps_error err = {0};
+    assert_int_equal(ps_model_load(&m, NULL, NULL, path, &err), 0);
+    assert_int_equal(truncate(path, 0), 0);
+    for (size_t i = 0; i < fx.m->n_floats; i++)
+        if (memcmp(&m->w[i], &fx.m->w[i], sizeof(float)) != 0)
+            fail_msg("value %zu changed with the file", i);
+    assert_int_equal(ps_model_file_check(m, &err), PS_OK);
+    ps_model_free(m);
+
+    /* a mapped file (as files over PS_ST_COPY_MAX are) rewritten in place */
+    copy_file(fx.good, path);
+    ps_st_file *f = NULL;
+    assert_int_equal(ps_st_open_flags(&f, path, PS_ST_WRITABLE | PS_ST_NO_COPY, &err), 0);
+    assert_int_equal(f->copied, 0);
+    assert_int_equal(ps_st_check_unchanged(f, &err), PS_OK);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)f->data_start, SEEK_SET), 0);
+    assert_int_equal(fputc(0x7f, fp), 0x7f);
+    assert_int_equal(fclose(fp), 0);
+    struct timespec times[2] = {{0, UTIME_NOW}, {12345, 0}};   /* surely another time */
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(ps_st_check_unchanged(f, &err), PS_ERR_STATE);
+    assert_msg(&err, path, "changed on disk since it was opened");
+    ps_st_close(f);
+}
+
+/* A mapped file truncated by another program: touching its pages past the
+ * new end would be SIGBUS; with the guard the page reads as zeros, the
+ * process lives on, and the size check says the file changed. */
+static void test_truncated_mapping_survives(void **state)
+{
+    (void)state;
+    const char *path = tmp_path("truncated.safetensors");
+    copy_file(fx.good, path);
+    ps_error err = {0};
+    ps_st_file *f = NULL;
+    assert_int_equal(ps_mapguard_install(), 0);
+    assert_int_equal(ps_st_open_flags(&f, path, PS_ST_NO_COPY, &err), 0);
+    assert_int_equal(f->copied, 0);
+    unsigned long before = ps_mapguard_mended();
+    assert_int_equal(truncate(path, 8), 0);
+    volatile const uint8_t *last = f->map + f->size - 1;
+    assert_int_equal(*last, 0);                  /* SIGBUS without the guard */
+    assert_true(ps_mapguard_mended() > before);
+    assert_int_equal(ps_st_check_unchanged(f, &err), PS_ERR_STATE);
+    assert_msg(&err, path, "changed on disk since it was opened");
+    ps_st_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +584,8 @@ int main(void)
         cmocka_unit_test(test_half_precision_file),
         cmocka_unit_test(test_malformed_models),
         cmocka_unit_test(test_not_a_model_file),
+        cmocka_unit_test(test_file_changed_underneath),
+        cmocka_unit_test(test_truncated_mapping_survives),
     };
     return cmocka_run_group_tests_name("model_file", tests, group_setup, group_teardown);
 }

@@ -610,6 +610,47 @@ static void test_adamw_split_over_threads(void **state)
     free(w1); free(w2); free(g); free(d1); free(d2);
 }
 
+/* Settings with per-optimizer defaults follow the kind whatever the order
+ * of changes (sgd -> adamw has AdamW's decay 0.1, adamw -> adam has Adam's
+ * 0), and the ones set by hand stay. */
+static void test_with_kind_follows_defaults(void **state)
+{
+    (void)state;
+    const ps_optim_kind kinds[] = {PS_OPTIM_KIND_SGD, PS_OPTIM_KIND_MOMENTUM, PS_OPTIM_KIND_ADAM,
+                                   PS_OPTIM_KIND_ADAMW};
+    assert_float_equal(ps_optim_defaults(PS_OPTIM_KIND_ADAMW).weight_decay, 0.1f, 0);
+    assert_float_equal(ps_optim_defaults(PS_OPTIM_KIND_ADAMW).beta2, 0.95f, 0);
+    assert_float_equal(ps_optim_defaults(PS_OPTIM_KIND_ADAM).weight_decay, 0.0f, 0);
+    assert_float_equal(ps_optim_defaults(PS_OPTIM_KIND_ADAM).beta2, 0.999f, 0);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            ps_optim_config from = ps_optim_defaults(kinds[a]);
+            ps_optim_config got = ps_optim_with_kind(&from, kinds[b]);
+            ps_optim_config want = ps_optim_defaults(kinds[b]);
+            assert_memory_equal(&got, &want, sizeof got);
+            /* by way of every other kind: still the same */
+            for (int c = 0; c < 4; c++) {
+                ps_optim_config mid = ps_optim_with_kind(&from, kinds[c]);
+                ps_optim_config end = ps_optim_with_kind(&mid, kinds[b]);
+                assert_memory_equal(&end, &want, sizeof end);
+            }
+            /* chosen by hand: weight decay and beta2 stay, the rest follow */
+            ps_optim_config hand = from;
+            hand.weight_decay = 0.05f;
+            hand.beta2 = 0.9f;
+            hand.set = PS_OPTIM_SET_WEIGHT_DECAY | PS_OPTIM_SET_BETA2;
+            hand.decay_all = 1;
+            got = ps_optim_with_kind(&hand, kinds[b]);
+            assert_int_equal(got.kind, kinds[b]);
+            assert_float_equal(got.weight_decay, 0.05f, 0);
+            assert_float_equal(got.beta2, 0.9f, 0);
+            assert_float_equal(got.beta1, want.beta1, 0);
+            assert_float_equal(got.eps, want.eps, 0);
+            assert_int_equal(got.decay_all, 1);
+            assert_int_equal(got.set, hand.set);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_schedule_cosine),
         cmocka_unit_test(test_schedule_step_and_constant),
         cmocka_unit_test(test_names_and_init),
+        cmocka_unit_test(test_with_kind_follows_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

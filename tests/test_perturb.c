@@ -1056,6 +1056,48 @@ static void test_generation_counts_changes(void **state)
     ps_perturb_free(NULL);
 }
 
+/* keep_finite: an edit that would turn a finite value into NaN or an
+ * infinity fails, names the first such value and changes no bit; without it
+ * tools may write any bits; values non-finite before may stay so. */
+static void test_keep_finite(void **state)
+{
+    fixture *f = *state;
+    ps_param *p = ps_model_find(f->m, "h.0.mlp.c_fc.weight");
+    ps_region whole = ps_region_whole(p);
+    ps_region one = ps_region_index(p, 7);
+    ps_perturb_result res;
+    ps_error err = {0};
+    ps_edit big = {.op = PS_PERTURB_OP_SET, .value = 3e38f, .keep_finite = 1};
+    assert_int_equal(ps_perturb_edit(f->j, &one, 1, &big, &res, &err), PS_OK);
+    size_t bytes = p->numel * sizeof(float);
+    float *before = malloc(bytes);
+    memcpy(before, p->data, bytes);
+    static const ps_edit bad[] = {
+        {.op = PS_PERTURB_OP_SCALE, .value = 10.0f, .keep_finite = 1},
+        {.op = PS_PERTURB_OP_ADD, .value = 3e38f, .keep_finite = 1},
+        {.op = PS_PERTURB_OP_SET, .value = INFINITY, .keep_finite = 1},
+        {.op = PS_PERTURB_OP_SET, .value = NAN, .keep_finite = 1},
+        {.op = PS_PERTURB_OP_SCALE, .value = INFINITY, .keep_finite = 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(ps_perturb_edit(f->j, &whole, 1, &bad[i], &res, &err), PS_ERR_NUMERIC);
+        assert_non_null(strstr(err.msg, "h.0.mlp.c_fc.weight["));
+        assert_non_null(strstr(err.msg, "nothing was changed"));
+        assert_memory_equal(p->data, before, bytes);
+        assert_int_equal(ps_perturb_count(f->j), 1);
+    }
+    assert_non_null(strstr(err.msg, "h.0.mlp.c_fc.weight[0, 0]"));   /* the first one */
+    /* without keep_finite the journal writes what it is told */
+    ps_edit raw = {.op = PS_PERTURB_OP_SCALE, .value = 10.0f};
+    assert_int_equal(ps_perturb_edit(f->j, &one, 1, &raw, &res, &err), PS_OK);
+    assert_true(isinf(p->data[7]));
+    /* an infinity already there may stay one */
+    ps_edit half = {.op = PS_PERTURB_OP_SCALE, .value = 0.5f, .keep_finite = 1};
+    assert_int_equal(ps_perturb_edit(f->j, &whole, 1, &half, &res, &err), PS_OK);
+    assert_true(isinf(p->data[7]));
+    free(before);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1074,6 +1116,7 @@ int main(void)
         T(test_redo_tail_and_history),
         T(test_invalid_changes_nothing),
         T(test_generation_counts_changes),
+        T(test_keep_finite),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -299,10 +299,58 @@ static void test_histogram_constant_and_empty(void **state)
         assert_int_equal(counts[b], 0);
 }
 
+/* The bin of v by the edges themselves: numpy's convention, bin i holds
+ * [lo + i w, lo + (i + 1) w), the last one closed. */
+static int bin_by_edges(double v, double lo, double hi, int bins)
+{
+    double w = (hi - lo) / bins;
+    int b = 0;
+    while (b < bins - 1 && v >= lo + (double)(b + 1) * w)
+        b++;
+    return b;
+}
+
+/* A value exactly on a lower edge goes in the bin above it (where
+ * (v - lo) * bins / (hi - lo) rounds down to the bin below); and every
+ * float next to every edge of many ranges lands where the edges say. */
+static void test_histogram_exact_edges(void **state)
+{
+    (void)state;
+    float x[3] = {-0x1.576762p+0f, 0x1.1a3f7cp+0f, -0x1.e93f3p-4f};
+    size_t counts[176];
+    double lo, hi;
+    ps_histogram(x, 1, 3, 3, 176, 0.0, 0.0, counts, &lo, &hi);
+    assert_true(-0x1.e93f3p-4 == lo + 88 * ((hi - lo) / 176));   /* on edge 88 */
+    assert_int_equal(counts[87], 0);
+    assert_int_equal(counts[88], 1);
+    ps_rng r;
+    ps_rng_seed(&r, 9);
+    for (int trial = 0; trial < 300; trial++) {
+        float data[2 + 3 * 64];
+        int bins = 3 + (int)ps_rng_below(&r, 60);
+        data[0] = (float)(-3.0 * ps_rng_uniform(&r));
+        data[1] = (float)(0.1 + 3.0 * ps_rng_uniform(&r));
+        double l = data[0], h = data[1], w = (h - l) / bins;
+        int n = 2;
+        for (int i = 1; i < bins; i++) {
+            float e = (float)(l + i * w);
+            data[n++] = e;
+            data[n++] = nextafterf(e, -INFINITY);
+            data[n++] = nextafterf(e, INFINITY);
+        }
+        size_t got[64] = {0}, want[64] = {0};
+        ps_histogram(data, 1, (size_t)n, (size_t)n, bins, 0.0, 0.0, got, NULL, NULL);
+        for (int i = 0; i < n; i++)
+            want[bin_by_edges(data[i], l, h, bins)]++;
+        assert_memory_equal(got, want, sizeof(size_t) * (size_t)bins);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_random_contiguous),
+        cmocka_unit_test(test_histogram_exact_edges),
         cmocka_unit_test(test_stats_strided),
         cmocka_unit_test(test_stats_precision),
         cmocka_unit_test(test_stats_zeros_and_nonfinite),

@@ -9,6 +9,10 @@
  * Errors name the file first, e.g.
  *   "data/x.txt: cannot open: No such file or directory"   PS_ERR_IO
  *   "data/x.txt: is a directory, not a file"               PS_ERR_IO
+ *   "data/x.txt: is a FIFO, not a regular file"            PS_ERR_IO
+ *     (FIFOs, devices and sockets are refused before a byte is read)
+ *   "data/x.txt: 2000000000 bytes, over the limit of 536870912 bytes for a corpus"
+ *                                                          PS_ERR_RANGE
  *   "data/x.txt: cannot read: Input/output error"          PS_ERR_IO
  *   "data/x.txt: corpus is empty"                          PS_ERR_FORMAT
  *   "data/x.txt: NUL byte at offset 17: not a text file"   PS_ERR_FORMAT
@@ -21,6 +25,10 @@
 
 #include "paramscope/error.h"
 #include "paramscope/tokenizer.h"
+
+/* The largest corpus read: 512 MiB of text is about 100 million tokens,
+ * whose ids alone take 400 MB. */
+#define PS_CORPUS_MAX ((size_t)512 << 20)
 
 typedef struct ps_corpus {
     char *path;               /* as given to ps_corpus_load (or the name) */

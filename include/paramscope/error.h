@@ -7,6 +7,7 @@
 #ifndef PARAMSCOPE_ERROR_H
 #define PARAMSCOPE_ERROR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* One table yields the enum and the messages. */
@@ -39,19 +40,45 @@ typedef struct ps_error {
 const char *ps_status_str(int code);
 
 /* Fills err (if not NULL) with code and a printf-style message; returns code,
- * so that `return ps_error_set(err, PS_ERR_RANGE, "...")` reads naturally. */
+ * so that `return ps_error_set(err, PS_ERR_RANGE, "...")` reads naturally.
+ * The message is made one line here: control bytes (C0 and DEL) that the
+ * arguments brought in are written as \n, \r, \t or \xNN (ESC: \x1b), so
+ * that text from a file or a token can never move the cursor or split the
+ * line.  ps_error_vset is the same with a va_list. */
+int ps_error_vset(ps_error *err, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 int ps_error_set(ps_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Puts "prefix: " in front of the message already in err (for adding a file
- * name at a higher level).  Returns err->code. */
+ * name at a higher level), escaped as above.  Returns err->code. */
 int ps_error_prefix(ps_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 void ps_error_clear(ps_error *err);
 
-/* s made safe for a one-line message: control characters become '?', and a
- * string longer than cap - 4 ends in "...".  Returns buf (cap >= 8). */
+/* s made safe for a one-line message: control bytes escaped as ps_escape
+ * does, and a string whose escaped form is longer than cap - 4 cut (between
+ * escapes) and ended with "...".  Returns buf (cap >= 8). */
 const char *ps_printable(const char *s, char *buf, size_t cap);
+
+/* ---- escaping bytes for people and for the parser ---- */
+
+enum {
+    PS_ESCAPE_QUOTED = 1 << 0,   /* also '"' -> \" and '\' -> \\ (inside quotes) */
+    PS_ESCAPE_UTF8   = 1 << 1,   /* also bytes that are not valid UTF-8 -> \xNN */
+};
+
+/* Writes the n bytes of s (NULs included) to buf with \n, \r, \t for those
+ * bytes, \xNN (two lower-case hex digits) for the other C0 bytes and DEL,
+ * and what flags add; everything else as it is.  Writes whole escapes only
+ * and always NUL-terminates when cap > 0.  Returns the length of the whole
+ * escaped text (as snprintf does: >= cap means it was cut).  The escapes are
+ * the ones quoted tokens in addresses accept, so a token written with
+ * PS_ESCAPE_QUOTED | PS_ESCAPE_UTF8 reads back as the same bytes. */
+size_t ps_escape(const char *s, size_t n, int flags, char *buf, size_t cap);
+
+/* Whether the n bytes of s are valid UTF-8 (shortest forms, no surrogates). */
+int ps_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -8,7 +8,10 @@
  *                              are accepted too)
  *   config.json                the sizes (optional): n_layer, n_head, n_embd,
  *                              n_positions (or n_ctx), vocab_size
- * or the path of a .safetensors file whose directory holds the rest.
+ * or the path of a .safetensors file whose directory holds the rest.  Any
+ * of these names that is there but not a regular file (a folder, a FIFO)
+ * is refused naming it ("DIR/config.json: is a FIFO, not a regular file"),
+ * never taken for absent and never opened.
  *
  * Tensor names may carry the "transformer." prefix (GPT2LMHeadModel) or not
  * (GPT2Model).  "h.N.attn.bias" and "h.N.attn.masked_bias" are the causal

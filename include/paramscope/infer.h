@@ -83,6 +83,14 @@ int ps_infer_prompt(ps_infer *inf, const int *ids, int n, ps_error *err);
  * inf; NULL when nothing is cached.  Owned by inf. */
 const float *ps_infer_logits(const ps_infer *inf);
 
+/* Where the first NaN or infinity of the cached tokens' forward pass
+ * appears, for a message when the logits are not finite: reruns every cached
+ * token with a check after each stage (ps_forward_stage_name) and fills
+ * where ("block 3 (attention)").  Returns 1 if a stage held one, 0 if the
+ * whole pass is finite (where is then "").  Costs one forward of the cached
+ * tokens; the normal path checks nothing. */
+int ps_infer_find_nonfinite(ps_infer *inf, char *where, size_t size);
+
 /* Tokens cached now, and their ids ([ps_infer_len], owned by inf). */
 int ps_infer_len(const ps_infer *inf);
 const int *ps_infer_ids(const ps_infer *inf);

@@ -141,6 +141,12 @@ int ps_model_init_mapped(ps_model **out, const ps_config *cfg, float *w, size_t 
                          const size_t *offsets, void (*release)(void *), void *ctx,
                          ps_error *err);
 
+/* A model over src's parameters (no copy: edits of either show in both),
+ * with activations, gradients and a version of its own, for work that must
+ * not disturb src's last forward (a probe while a training step is half
+ * done).  src must outlive it. */
+int ps_model_init_shared(ps_model **out, const ps_model *src, ps_error *err);
+
 void ps_model_free(ps_model *m);
 
 /* GPT-2's initialisation from a seed: weights N(0, 0.02), residual output
@@ -168,15 +174,46 @@ int ps_model_forward(ps_model *m, const int *ids, int B, int T, ps_error *err);
  * [B, T] (ids < vocab_size), and their mean in *loss (may be NULL). */
 int ps_model_loss(ps_model *m, const int *targets, float *loss, ps_error *err);
 
+/* After a forward: runs it again from block `layer` on (layer == n_layer:
+ * only ln_f and the LM head) over the activations as they are now, so that
+ * a caller who changed the residual stream entering that block (activation
+ * patching: acts.encoded for block 0, else acts.resid3 of block layer - 1)
+ * sees its effect.  at_proj: start inside block `layer`, at its attention
+ * output acts.atty (patching one head's output).  The same ids and (B, T). */
+int ps_model_forward_from(ps_model *m, int layer, int at_proj, ps_error *err);
+
 /* After loss: gradient of the mean loss for every parameter into m->grad
  * (overwritten, allocated on first use). */
 int ps_model_backward(ps_model *m, ps_error *err);
+
+/* The stages of a forward pass in order, for naming where the first NaN or
+ * infinity appears: 0 the embeddings (wte + wpe), 1 + 2l block l's
+ * attention (its residual after c_proj), 2 + 2l block l's MLP (the residual
+ * after the block), 1 + 2L ln_f, 2 + 2L the LM head (the logits).  Writes
+ * "embeddings", "block 3 (attention)", "block 3 (MLP)", "ln_f" or "the LM
+ * head" to buf. */
+void ps_forward_stage_name(int n_layer, int stage, char *buf, size_t size);
+
+/* After ps_model_forward: the first stage whose activations hold a NaN or
+ * infinity (its name in where, as above), 1 if there is one, else 0 and "".
+ * Reads the kept activations: no computation, for messages when a loss or
+ * a logit is not finite. */
+int ps_model_find_nonfinite(const ps_model *m, char *where, size_t size);
 
 /* Pointers into the last forward's activations. */
 float *ps_model_logits(ps_model *m, int b, int t);          /* [V] */
 float *ps_model_probs(ps_model *m, int b, int t);           /* [V], after loss */
 float *ps_model_attention(ps_model *m, int layer, int b, int head); /* [T, T] */
 float *ps_model_residual(ps_model *m, int layer, int b);    /* [T, C] after block */
+
+/* After a forward: the backward pass of whatever function of the logits
+ * the caller wrote the gradient of into acts.dlogits [B, T, V] (saliency:
+ * of one token's log-probability).  Parameter gradients land in m->grad as
+ * with ps_model_backward; the gradient with respect to the embedded input
+ * (wte[id] + wpe[t]) is then ps_model_input_grad's. */
+int ps_model_backward_logits(ps_model *m, ps_error *err);
+/* [T, C] of sequence b after a backward, or NULL. */
+const float *ps_model_input_grad(const ps_model *m, int b);
 
 /* The gradient of parameter p, or NULL when no backward has run. */
 float *ps_model_param_grad(ps_model *m, const ps_param *p);

@@ -17,14 +17,17 @@
  * model's parameter table.  Loading also accepts F16, BF16 and F64 tensors,
  * converted to float32.
  *
- * A file whose parameters are all F32 at 4-byte aligned offsets (every file
+ * A file of at most PS_ST_COPY_MAX bytes (256 MiB; the bundled model is
+ * 3.4 MB) is read into memory of its own when loaded, so that another
+ * program truncating or rewriting it later changes nothing here.  A larger
+ * file whose parameters are all F32 at 4-byte aligned offsets (every file
  * ps_model_save writes) is not copied: the model's arena is the file's data
  * area, mapped privately and writable (ps_st_map_private), so loading costs
  * about the header, pages are read when first touched, an edit copies only
  * the pages it changes, and the file itself never changes.  The mapping is
- * released by ps_model_free.  The file must not be truncated or rewritten in
- * place while the model is open (replacing it by rename, as ps_model_save
- * does, is safe). */
+ * released by ps_model_free.  Such a file must not be truncated or
+ * rewritten in place while the model is open (replacing it by rename, as
+ * ps_model_save does, is safe); ps_model_file_check tells whether it was. */
 #ifndef PARAMSCOPE_MODEL_FILE_H
 #define PARAMSCOPE_MODEL_FILE_H
 
@@ -77,6 +80,14 @@ int ps_meta_key_reserved(const char *key);
 int ps_model_load(ps_model **model, ps_tokenizer **tok, ps_meta *meta,
                   const char *path, ps_error *err);
 
+/* PS_OK when m does not depend on a file that changed since it was loaded:
+ * always for a model in memory of its own (a copied file, a new model);
+ * for a mapped file, when its size and modification time are those it had.
+ * PS_ERR_STATE "PATH: changed on disk since it was opened (...)" when not:
+ * values not yet edited may then no longer be the ones loaded, so a caller
+ * must not call them "the file's values" (diff, reset). */
+int ps_model_file_check(const ps_model *m, ps_error *err);
+
 /* Saves m's parameters (F32), its config, tok's vocabulary (words) or
  * vocabulary and merges (gpt2-bpe) and the pairs in meta (may be NULL)
  * atomically to path (see ps_st_write: an existing file is replaced only
@@ -88,5 +99,12 @@ int ps_model_load(ps_model **model, ps_tokenizer **tok, ps_meta *meta,
  *   PS_ERR_IO       the file cannot be written; PS_ERR_NOMEM */
 int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
                   const char *path, ps_error *err);
+
+/* What ps_model_save would refuse without writing anything: the arguments,
+ * and a header over PS_ST_HEADER_MAX (a vocabulary of millions of tokens),
+ * for checking before hours of training rather than after.  The target
+ * itself is ps_file_check_target's business. */
+int ps_model_check_savable(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
+                           const char *path, ps_error *err);
 
 #endif

@@ -29,12 +29,28 @@ typedef struct ps_optim_config {
     float eps;
     float weight_decay;
     int decay_all;            /* 0: biases, LayerNorm and embeddings are not decayed */
+    unsigned set;             /* PS_OPTIM_SET_* of the fields a person chose;
+                                 the others follow the kind (ps_optim_with_kind) */
 } ps_optim_config;
 
-/* Sensible defaults for a kind: beta1 0.9 (momentum 0.9), beta2 0.999 (0.95
- * for AdamW, as GPT-2 training commonly uses), eps 1e-8, weight decay 0 (0.1
- * for AdamW). */
+enum {
+    PS_OPTIM_SET_BETA1 = 1u << 0,
+    PS_OPTIM_SET_BETA2 = 1u << 1,
+    PS_OPTIM_SET_EPS = 1u << 2,
+    PS_OPTIM_SET_WEIGHT_DECAY = 1u << 3,
+};
+
+/* Sensible defaults for a kind, the one place they are written down (the
+ * `train` subcommand and `train set` both start from here): beta1 0.9
+ * (momentum 0.9), beta2 0.999 (0.95 for AdamW, as GPT-2 training commonly
+ * uses), eps 1e-8, weight decay 0 (0.1 for AdamW); set 0. */
 ps_optim_config ps_optim_defaults(ps_optim_kind kind);
+
+/* cur with its kind changed to kind: the fields in cur->set keep their
+ * values, every other field takes kind's default, so the result does not
+ * depend on the order in which kinds were chosen (sgd -> adamw has AdamW's
+ * decay 0.1, adamw -> adam has Adam's 0). */
+ps_optim_config ps_optim_with_kind(const ps_optim_config *cur, ps_optim_kind kind);
 
 /* "sgd", "momentum", "adam", "adamw" <-> kind (exact, lower case).  The
  * parser returns -1 for unknown names; the namer "unknown" for bad kinds. */

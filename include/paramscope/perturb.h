@@ -57,7 +57,7 @@
 #include "paramscope/model.h"
 
 #define PS_PERTURB_DEFAULT_CAP ((size_t)256 << 20)
-#define PS_PERTURB_NAME_MAX 256
+#define PS_PERTURB_NAME_MAX 1280      /* an address (ADDR_NAME_MAX) and the edit around it */
 
 /* ---- regions ---- */
 
@@ -152,6 +152,9 @@ typedef struct ps_edit {
     const float *values;      /* ASSIGN: [n values of the regions], copied */
     const char *label;        /* the entry's name, or NULL for a generated one
                                  like "scale h.0.mlp.c_fc.weight 0" */
+    int keep_finite;          /* 1: refuse to make a finite value NaN or
+                                 infinite (what people's edits want; 0 lets
+                                 tools write any bits) */
 } ps_edit;
 
 /* What an edit did; every field is set (0 where it does not apply). */
@@ -176,7 +179,11 @@ void ps_perturb_free(ps_perturb *j);
 /* Applies e to the regions [n_regions >= 1] of j's model as one entry.  res
  * may be NULL.  PS_ERR_INVALID (bad op, NULL values, parameter of another
  * model, n_regions < 1), PS_ERR_RANGE (a region, sigma, percent, bits),
- * PS_ERR_STATE (between begin and commit), PS_ERR_NOMEM: nothing changed. */
+ * PS_ERR_STATE (between begin and commit), PS_ERR_NOMEM: nothing changed.
+ * With e->keep_finite, an edit that would turn a finite value into NaN or an
+ * infinity (set to inf or NaN, a scale or add that overflows float32,
+ * assigned non-finite values, noise) is PS_ERR_NUMERIC, naming the first
+ * such value, and changes nothing; values already non-finite may stay so. */
 int ps_perturb_edit(ps_perturb *j, const ps_region *regions, int n_regions,
                     const ps_edit *e, ps_perturb_result *res, ps_error *err);
 

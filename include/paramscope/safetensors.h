@@ -26,6 +26,9 @@
 #include "paramscope/error.h"
 
 #define PS_ST_HEADER_MAX (100u * 1024u * 1024u)
+/* Files up to this size are read into memory when opened; larger ones are
+ * mapped (see ps_st_open_flags). */
+#define PS_ST_COPY_MAX ((size_t)256 << 20)
 #define PS_ST_MAX_DIMS 8
 
 typedef enum ps_dtype {
@@ -54,9 +57,14 @@ typedef struct ps_st_tensor {
 
 typedef struct ps_st_file {
     char *path;
-    const uint8_t *map;       /* whole file, mapped privately (MAP_PRIVATE) */
-    uint8_t *map_rw;          /* the same mapping when it is writable
+    const uint8_t *map;       /* whole file: a copy in memory of its own, or
+                                 the file mapped privately (MAP_PRIVATE) */
+    uint8_t *map_rw;          /* the same bytes when they are writable
                                  (ps_st_map_private), else NULL */
+    int copied;               /* 1: map is a copy, immune to the file changing */
+    int fd;                   /* the mapped file (for ps_st_check_unchanged),
+                                 -1 for a copy */
+    long long mtime_ns;       /* the file's modification time when opened */
     size_t size;              /* file size */
     size_t data_start;        /* 8 + header length */
     int n_tensors;
@@ -66,12 +74,29 @@ typedef struct ps_st_file {
     char **meta_vals;         /* [n_meta] */
 } ps_st_file;
 
-/* Maps and validates path.  *out is freed with ps_st_close; it is NULL on
+/* Reads and validates path.  *out is freed with ps_st_close; it is NULL on
  * failure.  Returns PS_ERR_IO when the file cannot be opened or mapped
- * ("PATH: cannot open: No such file or directory"), PS_ERR_FORMAT for any
+ * ("PATH: cannot open: No such file or directory"; a FIFO, device or
+ * directory is refused at once, see fileio.h), PS_ERR_FORMAT for any
  * problem with its contents (including a file shorter than 8 bytes),
- * PS_ERR_NOMEM. */
+ * PS_ERR_NOMEM ("PATH: out of memory while parsing the header").
+ *
+ * A file of at most PS_ST_COPY_MAX bytes is copied into memory, so that
+ * another program changing or truncating it later cannot touch us.  A
+ * larger one is mapped: the pages are read when first touched, and the file
+ * must not be truncated or rewritten in place while open (replacing it by
+ * rename, as ps_st_write does, is safe); ps_st_check_unchanged tells. */
 int ps_st_open(ps_st_file **out, const char *path, ps_error *err);
+
+#define PS_ST_WRITABLE 1u     /* map_rw set: stores allowed, copy-on-write */
+#define PS_ST_NO_COPY 2u      /* map even a small file (for tests) */
+/* ps_st_open and ps_st_map_private with flags. */
+int ps_st_open_flags(ps_st_file **out, const char *path, unsigned flags, ps_error *err);
+
+/* PS_OK while the file f was opened from still has the size and the
+ * modification time it had then (always for a copy); PS_ERR_STATE
+ * "PATH: changed on disk since it was opened (...)" when not. */
+int ps_st_check_unchanged(const ps_st_file *f, ps_error *err);
 
 /* Like ps_st_open (same validation, same errors), but the mapping is
  * writable: PROT_READ | PROT_WRITE, MAP_PRIVATE.  A store into map_rw copies
@@ -83,6 +108,10 @@ int ps_st_map_private(ps_st_file **out, const char *path, ps_error *err);
 
 /* Unmaps and frees; NULL does nothing. */
 void ps_st_close(ps_st_file *f);
+
+/* ps_st_close(f) as a model's release callback (ps_model_init_mapped), so
+ * that ps_model_file_check can find the file a model lives in. */
+void ps_st_release(void *f);
 
 /* Metadata value for key, or NULL. */
 const char *ps_st_meta(const ps_st_file *f, const char *key);
@@ -113,9 +142,13 @@ typedef struct ps_st_out {
 } ps_st_out;
 
 /* Writes tensors in the given order with metadata pairs (keys[i], vals[i]),
- * atomically: a temporary file in the target's folder, written, fsync'ed and
- * renamed over path.  On any failure the temporary file is removed and an
- * existing file at path is untouched.
+ * atomically (ps_atomic_open in fileio.h): a temporary file in the target's
+ * folder, written, fsync'ed and renamed over path.  On any failure the
+ * temporary file is removed and an existing file at path is untouched.
+ * Only a regular file or a new name is replaced; a FIFO, device, folder
+ * (or a symlink to one) is refused with PS_ERR_IO before anything is
+ * written.  A header over PS_ST_HEADER_MAX is refused (PS_ERR_RANGE) before
+ * anything is written, since ps_st_open would not read the file.
  *
  * Layout: "__metadata__" first (omitted when n_meta is 0), then the tensors
  * in order, back to back from offset 0; the header is padded with spaces so
@@ -131,5 +164,15 @@ typedef struct ps_st_out {
 int ps_st_write(const char *path, const ps_st_out *tensors, int n_tensors,
                 const char *const *meta_keys, const char *const *meta_vals,
                 int n_meta, ps_error *err);
+
+/* The same with flags: PS_ST_NO_REPLACE, path must be a new name (PS_ERR_IO
+ * when it exists), for a file that is renamed into place later;
+ * PS_ST_DRY_RUN, only the checks that need no file (arguments, the header's
+ * size), nothing written. */
+#define PS_ST_NO_REPLACE 1
+#define PS_ST_DRY_RUN 2
+int ps_st_write_ex(const char *path, const ps_st_out *tensors, int n_tensors,
+                   const char *const *meta_keys, const char *const *meta_vals,
+                   int n_meta, int flags, ps_error *err);
 
 #endif

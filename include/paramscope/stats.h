@@ -22,8 +22,10 @@ typedef struct ps_stats {
 void ps_stats_compute(ps_stats *st, const float *x, size_t rows, size_t cols,
                       size_t ld);
 
-/* counts[bins] of values in [lo, hi] split into equal bins (hi goes in the
- * last bin; values outside and non-finite values are not counted).  If lo >=
+/* counts[bins] of values in [lo, hi] split into equal bins by exact edges,
+ * numpy's convention: with w = (hi - lo) / bins, bin i holds [lo + i w,
+ * lo + (i + 1) w) (edges computed so in double), the last bin is closed and
+ * holds hi; values outside and non-finite values are not counted.  If lo >=
  * hi (or either is not finite), lo and hi are taken from the data's finite
  * min and max; when all those values are equal the range is [v, v] and they
  * all go in the last bin; with no finite value it is [0, 0].  Returns the

@@ -13,6 +13,7 @@
 
 #include <blis.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,10 @@
 #endif
 
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
-static int blas_ready;
-static int blas_threads = 1;
+/* Read without the lock by every thread that multiplies (ps_sgemm), written
+ * by ps_blas_set_threads from any thread: atomics. */
+static atomic_int blas_ready;
+static atomic_int blas_threads = 1;
 static rntm_t blas_rntm;          /* multithreaded products */
 static rntm_t blas_rntm_single;   /* products too small to be worth threads */
 static const char *blas_reason = "cpu detection";
@@ -131,6 +134,61 @@ int ps_blas_init(int threads, ps_error *err)
     return ps_blas_set_threads(threads, err);
 }
 
+static void sgemm_one(int transa, int transb, int m, int n, int k, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc);
+
+/* ---- BLIS's memory, taken before the model's ----
+ *
+ * Why: BLIS packs the operands of a product into blocks from pools that it
+ * grows with malloc, and when malloc fails it aborts the process
+ * (bli_malloc.c: "heap memory is likely exhausted"), which nothing can catch.
+ * So at start every thread of the pool runs one product big enough for the
+ * packing path, all at the same moment, and the pools then hold a block for
+ * each thread before the model, its gradients and its moments take the
+ * memory; later products reuse those blocks.  Out of memory afterwards is
+ * then an allocation of ours, reported as such. */
+#define WARM_N 512
+
+typedef struct warm_job {
+    atomic_int arrived;
+    int want;
+    float *buf;               /* [want, 3, WARM_N, WARM_N] */
+} warm_job;
+
+static void warm_part(void *p, int i0, int i1)
+{
+    warm_job *w = p;
+    for (int i = i0; i < i1; i++) {
+        /* wait (at most 0.2 s) for the others, so that the products overlap
+         * and each thread holds blocks of its own */
+        atomic_fetch_add(&w->arrived, 1);
+        for (int spin = 0; atomic_load(&w->arrived) < w->want && spin < 2000; spin++)
+            usleep(100);
+        float *A = w->buf + (size_t)i * 3 * WARM_N * WARM_N;
+        sgemm_one(0, 0, WARM_N, WARM_N, WARM_N, 1.0f, A, WARM_N, A + WARM_N * WARM_N, WARM_N,
+                  0.0f, A + 2 * WARM_N * WARM_N, WARM_N);
+    }
+}
+
+static int warm_up(int threads, ps_error *err)
+{
+    float *buf = calloc((size_t)threads * 3 * WARM_N * WARM_N, sizeof *buf);
+    if (!buf)
+        return ps_error_set(err, PS_ERR_NOMEM, "out of memory while preparing BLIS's buffers "
+                            "for %d thread%s", threads, threads == 1 ? "" : "s");
+    warm_job w = {.want = threads, .buf = buf};
+    atomic_init(&w.arrived, 0);
+    if (threads > 1 && !ps_in_parallel())
+        ps_parallel_for(threads, warm_part, &w);
+    else
+        warm_part(&w, 0, 1);
+    free(buf);
+    return PS_OK;
+}
+
+static int blas_warmed;           /* threads whose blocks the pools hold */
+
 int ps_blas_set_threads(int threads, ps_error *err)
 {
     const char *env = getenv("PARAMSCOPE_THREADS");
@@ -144,8 +202,11 @@ int ps_blas_set_threads(int threads, ps_error *err)
     blas_threads = threads;
     bli_rntm_init(&blas_rntm);
     bli_rntm_set_num_threads(threads, &blas_rntm);
+    int warm = threads > blas_warmed;
+    if (warm)
+        blas_warmed = threads;
     pthread_mutex_unlock(&blas_lock);
-    return PS_OK;
+    return warm ? warm_up(threads, err) : PS_OK;
 }
 
 int ps_blas_threads(void)

@@ -64,6 +64,8 @@ struct ps_infer {
     float *att;               /* [rows, cap] one head's scores, then probabilities */
     float *logits;            /* [V] of the last cached position */
     float *part;              /* [rows, 4C] partial products (linear) */
+    int diagnose;             /* ps_infer_find_nonfinite's rerun: check each stage */
+    int bad_stage;            /* the first stage with a non-finite value, or -1 */
 };
 
 /* ---- versions ---- */
@@ -305,6 +307,19 @@ static void attend(ps_infer *inf, int l, int p0, int n)
     }
 }
 
+/* Only during ps_infer_find_nonfinite's rerun: notes stage (ps_forward_stage
+ * numbering) if it is the first whose output x [n] holds a NaN or infinity. */
+static void note_stage(ps_infer *inf, int stage, const float *x, size_t n)
+{
+    if (!inf->diagnose || inf->bad_stage >= 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            inf->bad_stage = stage;
+            return;
+        }
+}
+
 /* Runs ids [n <= rows] at positions len .. len + n - 1 (room reserved, ids
  * checked), appends their keys and values, and if want_logits computes the
  * logits of the last one. */
@@ -320,6 +335,7 @@ static void forward_rows(ps_infer *inf, const int *ids, int n, int want_logits)
             x[c] = te[c] + pe[c];
         inf->ids[p0 + i] = ids[i];
     }
+    note_stage(inf, 0, inf->x, sC);
     for (int l = 0; l < inf->cfg.n_layer; l++) {
         const ps_block *w = &m->blocks[l];
         ps_layernorm_forward(inf->ln, inf->mean, inf->rstd, inf->x, w->ln1_w, w->ln1_b, n, C);
@@ -332,11 +348,13 @@ static void forward_rows(ps_infer *inf, const int *ids, int n, int want_logits)
         attend(inf, l, p0, n);
         linear(inf->ln, inf->atty, w->proj_w, w->proj_b, n, C, C, inf->part);
         ps_residual_forward(inf->x, inf->ln, inf->x, (int)sC);
+        note_stage(inf, 1 + 2 * l, inf->x, sC);
         ps_layernorm_forward(inf->ln, inf->mean, inf->rstd, inf->x, w->ln2_w, w->ln2_b, n, C);
         linear(inf->fch, inf->ln, w->fc_w, w->fc_b, n, C, 4 * C, inf->part);
         ps_gelu_forward(inf->fch, inf->fch, (int)(4 * sC));
         linear(inf->ln, inf->fch, w->fcproj_w, w->fcproj_b, n, 4 * C, C, inf->part);
         ps_residual_forward(inf->x, inf->ln, inf->x, (int)sC);
+        note_stage(inf, 2 + 2 * l, inf->x, sC);
     }
     inf->len = p0 + n;
     if (!want_logits)
@@ -345,7 +363,9 @@ static void forward_rows(ps_infer *inf, const int *ids, int n, int want_logits)
      * row, one matrix-vector product. */
     ps_layernorm_forward(inf->ln, inf->mean, inf->rstd, inf->x + (size_t)(n - 1) * C,
                          m->lnf_w, m->lnf_b, 1, C);
+    note_stage(inf, 1 + 2 * inf->cfg.n_layer, inf->ln, (size_t)C);
     matvec(0, V, C, 1.0f, m->wte, C, inf->ln, inf->logits);
+    note_stage(inf, 2 + 2 * inf->cfg.n_layer, inf->logits, (size_t)V);
 }
 
 /* Runs ids [n] after the cache in chunks of at most `rows`; logits of the
@@ -439,6 +459,26 @@ int ps_infer_prompt(ps_infer *inf, const int *ids, int n, ps_error *err)
     inf->last_computed = n - keep;
     run(inf, ids + keep, n - keep, 1);
     return PS_OK;
+}
+
+int ps_infer_find_nonfinite(ps_infer *inf, char *where, size_t size)
+{
+    if (size)
+        where[0] = '\0';
+    if (inf->len < 1)
+        return 0;
+    /* The same parameters give the same values, so the rerun leaves the
+     * cache as it was; only the checks are new. */
+    int len = inf->len;
+    inf->diagnose = 1;
+    inf->bad_stage = -1;
+    inf->len = 0;
+    run(inf, inf->ids, len, 1);
+    inf->diagnose = 0;
+    if (inf->bad_stage < 0)
+        return 0;
+    ps_forward_stage_name(inf->cfg.n_layer, inf->bad_stage, where, size);
+    return 1;
 }
 
 const float *ps_infer_logits(const ps_infer *inf)

@@ -206,6 +206,18 @@ int ps_model_init_mapped(ps_model **out, const ps_config *cfg, float *w, size_t 
     return rc;
 }
 
+int ps_model_init_shared(ps_model **out, const ps_model *src, ps_error *err)
+{
+    size_t *offsets = malloc(sizeof *offsets * (size_t)src->n_params);
+    if (!offsets)
+        return ps_error_set(err, PS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < src->n_params; i++)
+        offsets[i] = src->params[i].offset;
+    int rc = ps_model_init_mapped(out, &src->cfg, src->w, src->n_floats, offsets, NULL, NULL, err);
+    free(offsets);
+    return rc;
+}
+
 void ps_model_free(ps_model *m)
 {
     if (!m)
@@ -361,6 +373,45 @@ static int check_ids(const ps_model *m, const int *ids, int n, const char *what,
     return PS_OK;
 }
 
+/* Blocks `from` .. L-1, ln_f and the LM head over the activations laid out
+ * for the current (B, T).  at_proj: block `from` starts at its attention
+ * output (atty) instead of its input residual. */
+static void forward_blocks(ps_model *m, int from, int at_proj)
+{
+    ps_acts *a = &m->acts;
+    int B = m->B, T = m->T;
+    int C = m->cfg.n_embd, NH = m->cfg.n_head, L = m->cfg.n_layer, V = m->cfg.vocab_size;
+    int BT = B * T;
+    size_t sC = (size_t)BT * C, s3C = 3 * sC, s4C = 4 * sC, sN = (size_t)BT;
+    size_t sAtt = (size_t)B * NH * T * T;
+
+    for (int l = from; l < L; l++) {
+        const ps_block *w = &m->blocks[l];
+        const float *x = l == 0 ? a->encoded : a->resid3 + (l - 1) * sC;
+        float *ln1 = a->ln1 + l * sC, *qkv = a->qkv + l * s3C, *atty = a->atty + l * sC;
+        float *resid2 = a->resid2 + l * sC, *ln2 = a->ln2 + l * sC;
+        float *fch = a->fch + l * s4C, *fch_gelu = a->fch_gelu + l * s4C;
+        float *resid3 = a->resid3 + l * sC;
+
+        if (!(at_proj && l == from)) {
+            ps_layernorm_forward(ln1, a->ln1_mean + l * sN, a->ln1_rstd + l * sN, x, w->ln1_w, w->ln1_b, BT, C);
+            ps_matmul_forward(qkv, ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
+            ps_attention_forward(atty, a->att + l * sAtt, qkv, B, T, C, NH);
+        }
+        ps_matmul_forward(resid2, atty, w->proj_w, w->proj_b, BT, C, C);
+        ps_residual_forward(resid2, resid2, x, (int)sC);
+        ps_layernorm_forward(ln2, a->ln2_mean + l * sN, a->ln2_rstd + l * sN, resid2, w->ln2_w, w->ln2_b, BT, C);
+        ps_matmul_forward(fch, ln2, w->fc_w, w->fc_b, BT, C, 4 * C);
+        ps_gelu_forward(fch_gelu, fch, (int)s4C);
+        ps_matmul_forward(resid3, fch_gelu, w->fcproj_w, w->fcproj_b, BT, 4 * C, C);
+        ps_residual_forward(resid3, resid3, resid2, (int)sC);
+    }
+    const float *last = L == 0 ? a->encoded : a->resid3 + (L - 1) * sC;
+    ps_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, m->lnf_w, m->lnf_b, BT, C);
+    /* The LM head is tied to the token embedding: logits = lnf wte^T. */
+    ps_sgemm(0, 1, BT, V, C, 1.0f, a->lnf, C, m->wte, C, 0.0f, a->logits, V);
+}
+
 int ps_model_forward(ps_model *m, const int *ids, int B, int T, ps_error *err)
 {
     int rc = ps_model_reserve(m, B, T, err);
@@ -375,39 +426,70 @@ int ps_model_forward(ps_model *m, const int *ids, int B, int T, ps_error *err)
     m->B = B;
     m->T = T;
     m->has_forward = m->has_loss = m->has_grad = 0;
-
-    ps_acts *a = &m->acts;
-    int C = m->cfg.n_embd, NH = m->cfg.n_head, L = m->cfg.n_layer, V = m->cfg.vocab_size;
-    int BT = B * T;
-    size_t sC = (size_t)BT * C, s3C = 3 * sC, s4C = 4 * sC, sN = (size_t)BT;
-    size_t sAtt = (size_t)B * NH * T * T;
-
-    ps_encoder_forward(a->encoded, ids, m->wte, m->wpe, B, T, C);
-    for (int l = 0; l < L; l++) {
-        const ps_block *w = &m->blocks[l];
-        const float *x = l == 0 ? a->encoded : a->resid3 + (l - 1) * sC;
-        float *ln1 = a->ln1 + l * sC, *qkv = a->qkv + l * s3C, *atty = a->atty + l * sC;
-        float *resid2 = a->resid2 + l * sC, *ln2 = a->ln2 + l * sC;
-        float *fch = a->fch + l * s4C, *fch_gelu = a->fch_gelu + l * s4C;
-        float *resid3 = a->resid3 + l * sC;
-
-        ps_layernorm_forward(ln1, a->ln1_mean + l * sN, a->ln1_rstd + l * sN, x, w->ln1_w, w->ln1_b, BT, C);
-        ps_matmul_forward(qkv, ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
-        ps_attention_forward(atty, a->att + l * sAtt, qkv, B, T, C, NH);
-        ps_matmul_forward(resid2, atty, w->proj_w, w->proj_b, BT, C, C);
-        ps_residual_forward(resid2, resid2, x, (int)sC);
-        ps_layernorm_forward(ln2, a->ln2_mean + l * sN, a->ln2_rstd + l * sN, resid2, w->ln2_w, w->ln2_b, BT, C);
-        ps_matmul_forward(fch, ln2, w->fc_w, w->fc_b, BT, C, 4 * C);
-        ps_gelu_forward(fch_gelu, fch, (int)s4C);
-        ps_matmul_forward(resid3, fch_gelu, w->fcproj_w, w->fcproj_b, BT, 4 * C, C);
-        ps_residual_forward(resid3, resid3, resid2, (int)sC);
-    }
-    ps_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->resid3 + (L - 1) * sC,
-                         m->lnf_w, m->lnf_b, BT, C);
-    /* The LM head is tied to the token embedding: logits = lnf wte^T. */
-    ps_sgemm(0, 1, BT, V, C, 1.0f, a->lnf, C, m->wte, C, 0.0f, a->logits, V);
+    ps_encoder_forward(m->acts.encoded, ids, m->wte, m->wpe, B, T, m->cfg.n_embd);
+    forward_blocks(m, 0, 0);
     m->has_forward = 1;
     return PS_OK;
+}
+
+int ps_model_forward_from(ps_model *m, int layer, int at_proj, ps_error *err)
+{
+    if (!m->has_forward)
+        return ps_error_set(err, PS_ERR_STATE, "a partial forward needs a whole one first");
+    if (layer < 0 || layer > m->cfg.n_layer || (at_proj && layer == m->cfg.n_layer))
+        return ps_error_set(err, PS_ERR_RANGE, "block %d: the model has blocks 0..%d", layer,
+                            m->cfg.n_layer - 1);
+    m->has_loss = m->has_grad = 0;
+    forward_blocks(m, layer, at_proj);
+    return PS_OK;
+}
+
+void ps_forward_stage_name(int n_layer, int stage, char *buf, size_t size)
+{
+    if (stage <= 0)
+        snprintf(buf, size, "embeddings");
+    else if (stage <= 2 * n_layer)
+        snprintf(buf, size, "block %d (%s)", (stage - 1) / 2, stage % 2 ? "attention" : "MLP");
+    else if (stage == 2 * n_layer + 1)
+        snprintf(buf, size, "ln_f");
+    else
+        snprintf(buf, size, "the LM head");
+}
+
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+int ps_model_find_nonfinite(const ps_model *m, char *where, size_t size)
+{
+    if (size)
+        where[0] = '\0';
+    if (!m->has_forward)
+        return 0;
+    const ps_acts *a = &m->acts;
+    int L = m->cfg.n_layer;
+    size_t sC = (size_t)m->B * m->T * m->cfg.n_embd;
+    int stage = -1;
+    if (!all_finite(a->encoded, sC))
+        stage = 0;
+    for (int l = 0; l < L && stage < 0; l++) {
+        if (!all_finite(a->resid2 + l * sC, sC))
+            stage = 1 + 2 * l;
+        else if (!all_finite(a->resid3 + l * sC, sC))
+            stage = 2 + 2 * l;
+    }
+    if (stage < 0 && !all_finite(a->lnf, sC))
+        stage = 1 + 2 * L;
+    if (stage < 0 && !all_finite(a->logits, (size_t)m->B * m->T * m->cfg.vocab_size))
+        stage = 2 + 2 * L;
+    if (stage < 0)
+        return 0;
+    ps_forward_stage_name(L, stage, where, size);
+    return 1;
 }
 
 int ps_model_loss(ps_model *m, const int *targets, float *loss, ps_error *err)
@@ -434,6 +516,8 @@ int ps_model_loss(ps_model *m, const int *targets, float *loss, ps_error *err)
 
 /* ---- backward ---- */
 
+static void backward_from_dlogits(ps_model *m);
+
 int ps_model_backward(ps_model *m, ps_error *err)
 {
     if (!m->has_loss)
@@ -441,6 +525,31 @@ int ps_model_backward(ps_model *m, ps_error *err)
     int rc = ps_model_grad_alloc(m, err);
     if (rc)
         return rc;
+    ps_crossentropy_softmax_backward(m->acts.dlogits, m->acts.probs, m->targets, 1.0f / (m->B * m->T),
+                                     m->B * m->T, m->cfg.vocab_size);
+    backward_from_dlogits(m);
+    return PS_OK;
+}
+
+int ps_model_backward_logits(ps_model *m, ps_error *err)
+{
+    if (!m->has_forward)
+        return ps_error_set(err, PS_ERR_STATE, "backward needs a forward pass first");
+    int rc = ps_model_grad_alloc(m, err);
+    if (rc)
+        return rc;
+    backward_from_dlogits(m);
+    return PS_OK;
+}
+
+const float *ps_model_input_grad(const ps_model *m, int b)
+{
+    return m->has_grad ? m->acts.dresid + (size_t)b * m->T * m->cfg.n_embd : NULL;
+}
+
+/* The gradient of whatever acts.dlogits is the gradient of. */
+static void backward_from_dlogits(ps_model *m)
+{
     ps_acts *a = &m->acts;
     int B = m->B, T = m->T;
     int C = m->cfg.n_embd, NH = m->cfg.n_head, L = m->cfg.n_layer, V = m->cfg.vocab_size;
@@ -450,7 +559,6 @@ int ps_model_backward(ps_model *m, ps_error *err)
     float *g = m->grad;
 #define GRAD(ptr) (g + ((ptr) - m->w))
 
-    ps_crossentropy_softmax_backward(a->dlogits, a->probs, m->targets, 1.0f / BT, BT, V);
     /* logits = lnf wte^T:  dwte += dlogits^T lnf;  dlnf = dlogits wte */
     ps_sgemm(1, 0, V, C, BT, 1.0f, a->dlogits, V, a->lnf, C, 1.0f, GRAD(m->wte), C);
     ps_sgemm(0, 0, BT, C, V, 1.0f, a->dlogits, V, m->wte, C, 0.0f, a->dbuf_c, C);
@@ -484,7 +592,6 @@ int ps_model_backward(ps_model *m, ps_error *err)
     ps_encoder_backward(GRAD(m->wte), GRAD(m->wpe), a->dresid, m->ids, B, T, C);
 #undef GRAD
     m->has_grad = 1;
-    return PS_OK;
 }
 
 /* ---- access ---- */

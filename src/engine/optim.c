@@ -33,7 +33,7 @@
  * C11 mode keeps -ffp-contract=off (no fused multiply-adds), IEEE sqrt and
  * divide are exact in both, and the 8 summation lanes are fixed in the code. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    __GNUC__ >= 11
+    __GNUC__ >= 11 && !defined(PS_NO_CLONES)
 #define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define SIMD_CLONES
@@ -76,11 +76,28 @@ ps_optim_config ps_optim_defaults(ps_optim_kind kind)
         .eps = 1e-8f,
         .weight_decay = 0.0f,
         .decay_all = 0,
+        .set = 0,
     };
     if (kind == PS_OPTIM_KIND_ADAMW) {
         c.beta2 = 0.95f;
         c.weight_decay = 0.1f;
     }
+    return c;
+}
+
+ps_optim_config ps_optim_with_kind(const ps_optim_config *cur, ps_optim_kind kind)
+{
+    ps_optim_config c = ps_optim_defaults(kind);
+    c.decay_all = cur->decay_all;
+    c.set = cur->set;
+    if (cur->set & PS_OPTIM_SET_BETA1)
+        c.beta1 = cur->beta1;
+    if (cur->set & PS_OPTIM_SET_BETA2)
+        c.beta2 = cur->beta2;
+    if (cur->set & PS_OPTIM_SET_EPS)
+        c.eps = cur->eps;
+    if (cur->set & PS_OPTIM_SET_WEIGHT_DECAY)
+        c.weight_decay = cur->weight_decay;
     return c;
 }
 

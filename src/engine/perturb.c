@@ -784,6 +784,37 @@ static int check_edit(const ps_edit *e, ps_error *err)
     }
 }
 
+/* Edits that keep parameters finite (keep_finite): NaN and infinities in
+ * the weights show up downstream as confident-looking nonsense (a softmax of
+ * NaN), so such an edit that would turn a finite value into a non-finite one
+ * fails, with every value back as it was.  Values that were non-finite
+ * already (a file's) may stay so: scaling a NaN is not the edit's doing.
+ * Counts such values and names the first, as "h.0.ln_1.bias[5]" or
+ * "wte.weight[3, 7]". */
+static size_t count_made_nonfinite(const ps_region *regs, int n, const float *old,
+                                   char *first, size_t size, float *first_new)
+{
+    size_t count = 0;
+    for (int k = 0; k < n; k++)
+        for (size_t i = 0; i < regs[k].rows; i++) {
+            const float *row = region_row(&regs[k], i);
+            for (size_t c = 0; c < regs[k].cols; c++, old++) {
+                if (!isfinite(*old) || isfinite(row[c]))
+                    continue;
+                if (count++ == 0) {
+                    const ps_param *p = regs[k].param;
+                    size_t r = regs[k].row0 + i, col = regs[k].col0 + c;
+                    if (p->ndim == 2)
+                        snprintf(first, size, "%s[%zu, %zu]", p->name, r, col);
+                    else
+                        snprintf(first, size, "%s[%zu]", p->name, r * regs[k].ld + col);
+                    *first_new = row[c];
+                }
+            }
+        }
+    return count;
+}
+
 static void describe_arg(const ps_edit *ed, const entry *e, char *arg, size_t size)
 {
     arg[0] = '\0';
@@ -870,7 +901,8 @@ int ps_perturb_edit(ps_perturb *j, const ps_region *regions, int n_regions,
         memcpy(e->new_vals, ed->values, n * sizeof(float));
     }
 
-    /* Everything is in hand: from here on nothing can fail. */
+    /* Everything is in hand: from here on only the finiteness check can
+     * fail, and it puts the old values back. */
     switch (e->kind) {
     case NEW_FILL:
         for (size_t i = 0; i < n; i++)
@@ -892,6 +924,20 @@ int ps_perturb_edit(ps_perturb *j, const ps_region *regions, int n_regions,
         }
         break;
     }
+    }
+    char bad[PS_NAME_MAX + 48];
+    float bad_new = 0.0f;
+    size_t n_bad = !ed->keep_finite ? 0
+                 : count_made_nonfinite(e->regions, e->n_regions, e->old_vals, bad, sizeof bad,
+                                        &bad_new);
+    if (n_bad) {
+        scatter(e->regions, e->n_regions, e->old_vals);    /* exact bits back */
+        rc = ps_error_set(err, PS_ERR_NUMERIC,
+                          "%s would make %zu finite value%s %s (the first: %s would be %g); "
+                          "parameters are kept finite, nothing was changed",
+                          ps_perturb_op_name(ed->op), n_bad, n_bad == 1 ? "" : "s",
+                          isnan(bad_new) ? "NaN or infinite" : "infinite", bad, (double)bad_new);
+        goto fail;
     }
     if (ed->label) {
         snprintf(e->name, sizeof e->name, "%s", ed->label);

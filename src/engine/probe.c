@@ -93,13 +93,15 @@ int ps_probe_attribute(ps_model *m, int b, int t, int token, ps_attribution *a, 
     a->head = calloc((size_t)L * NH, sizeof *a->head);
     a->attn_bias = calloc((size_t)L, sizeof *a->attn_bias);
     a->mlp = calloc((size_t)L, sizeof *a->mlp);
-    double *u = malloc((size_t)3 * C * sizeof *u);
-    if (!a->head || !a->attn_bias || !a->mlp || !u) {
+    double *u = malloc((size_t)C * sizeof *u);
+    /* uo[C, 2] = [u, 1]; wu[4C, 2] = W [u, 1] for c_proj and the MLP's c_proj */
+    float *uo = malloc((size_t)(2 * C + 8 * C) * sizeof *uo), *wu = uo ? uo + 2 * C : NULL;
+    if (!a->head || !a->attn_bias || !a->mlp || !u || !uo) {
         free(u);
+        free(uo);
         ps_attribution_clear(a);
         return ps_error_set(err, PS_ERR_NOMEM, "attribution: out of memory");
     }
-    double *wu = u + C, *w1 = wu + C;   /* c_proj times u, c_proj's row sums */
 
     size_t row = (size_t)b * m->T + t, per_layer = (size_t)m->B * m->T;
     const float *wv = m->wte + (size_t)token * C;
@@ -108,6 +110,8 @@ int ps_probe_attribute(ps_model *m, int b, int t, int token, ps_attribution *a, 
         u[i] = (double)m->lnf_w[i] * wv[i];
         s_u += u[i];
         beta += (double)m->lnf_b[i] * wv[i];
+        uo[2 * i] = (float)u[i];
+        uo[2 * i + 1] = 1.0f;
     }
     double r = m->acts.lnf_rstd[row];
     a->token_embed = part_term(m->wte + (size_t)m->ids[row] * C, u, s_u, r, C);
@@ -117,42 +121,27 @@ int ps_probe_attribute(ps_model *m, int b, int t, int token, ps_attribution *a, 
 
     for (int l = 0; l < L; l++) {
         const ps_block *bl = &m->blocks[l];
+        /* a part p = y W (+ bias) has p . u = y . (W u) and sum(p) = y . (W 1):
+         * one product of W with [u, 1] gives both for every head at once */
         const float *y = m->acts.atty + ((size_t)l * per_layer + row) * C;     /* [C] */
-        for (int i = 0; i < C; i++) {
-            const float *pw = bl->proj_w + (size_t)i * C;
-            double su = 0, s1 = 0;
-            for (int j = 0; j < C; j++) {
-                su += pw[j] * u[j];
-                s1 += pw[j];
-            }
-            wu[i] = su;
-            w1[i] = s1;
-        }
+        ps_sgemm(0, 0, C, 2, C, 1.0f, bl->proj_w, C, uo, 2, 0.0f, wu, 2);
         for (int h = 0; h < NH; h++) {
             double pu = 0, pm = 0;
             for (int i = h * hd; i < (h + 1) * hd; i++) {
-                pu += y[i] * wu[i];
-                pm += y[i] * w1[i];
+                pu += (double)y[i] * wu[2 * i];
+                pm += (double)y[i] * wu[2 * i + 1];
             }
             a->head[l * NH + h] = r * (pu - pm / C * s_u);
             total += a->head[l * NH + h];
         }
         a->attn_bias[l] = part_term(bl->proj_b, u, s_u, r, C);
 
-        /* the MLP's output f = g W + bias, without forming f */
         const float *g = m->acts.fch_gelu + ((size_t)l * per_layer + row) * C4;  /* [4C] */
+        ps_sgemm(0, 0, C4, 2, C, 1.0f, bl->fcproj_w, C, uo, 2, 0.0f, wu, 2);
         double pu = 0, pm = 0;
         for (int k = 0; k < C4; k++) {
-            if (g[k] == 0.0f)
-                continue;
-            const float *fw = bl->fcproj_w + (size_t)k * C;
-            double su = 0, s1 = 0;
-            for (int j = 0; j < C; j++) {
-                su += fw[j] * u[j];
-                s1 += fw[j];
-            }
-            pu += g[k] * su;
-            pm += g[k] * s1;
+            pu += (double)g[k] * wu[2 * k];
+            pm += (double)g[k] * wu[2 * k + 1];
         }
         for (int j = 0; j < C; j++) {
             pu += bl->fcproj_b[j] * u[j];
@@ -164,6 +153,7 @@ int ps_probe_attribute(ps_model *m, int b, int t, int token, ps_attribution *a, 
     a->total = total;
     a->logit = m->acts.logits[row * cf->vocab_size + token];
     free(u);
+    free(uo);
     return PS_OK;
 }
 

@@ -107,19 +107,27 @@ size_t ps_histogram(const float *x, size_t rows, size_t cols, size_t ld,
         return 0;
 
     /* lo == hi only from constant data: every value equals hi and goes, like
-     * any value equal to hi, in the last bin; no width is ever divided by. */
+     * any value equal to hi, in the last bin; no width is ever divided by.
+     * The index from (v - lo) * per_unit can be one off where rounding puts
+     * v a hair from an edge, so it is checked against the edges themselves,
+     * edge(i) = lo + i * w as numpy's linspace makes them: bin i holds
+     * [edge(i), edge(i + 1)), the last bin [edge(bins - 1), hi]. */
+    double w = (hi - lo) / (double)bins;
     double per_unit = hi > lo ? (double)bins / (hi - lo) : 0.0;
-    size_t counted = 0;
+    size_t counted = 0, last = (size_t)bins - 1;
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * ld;
         for (size_t c = 0; c < cols; c++) {
             double v = row[c];
             if (!(v >= lo && v <= hi))   /* lo, hi finite: drops NaN, Inf */
                 continue;
-            /* Rounding can put a value just below hi at index bins. */
-            size_t b = v == hi ? (size_t)bins - 1 : (size_t)((v - lo) * per_unit);
-            if (b >= (size_t)bins)
-                b = (size_t)bins - 1;
+            size_t b = v == hi ? last : (size_t)((v - lo) * per_unit);
+            if (b > last)
+                b = last;
+            if (b > 0 && v < lo + (double)b * w)
+                b--;
+            else if (b < last && v >= lo + (double)(b + 1) * w)
+                b++;
             counts[b]++;
             counted++;
         }

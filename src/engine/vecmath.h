@@ -9,7 +9,8 @@
  *
  * PS_VECTOR_CLONES compiles a hot loop three times (AVX-512, AVX2+FMA,
  * baseline x86-64) and picks one at load time, so one binary uses the
- * widest vectors the CPU has. */
+ * widest vectors the CPU has.  PS_NO_CLONES (meson's -Dmultiversion=disabled,
+ * and auto with clang and under gcc's TSan) makes it expand to nothing. */
 #ifndef PARAMSCOPE_VECMATH_H
 #define PARAMSCOPE_VECMATH_H
 

@@ -6,6 +6,8 @@
  * the words rule, so the pieces give the same ids as the whole text would. */
 #include "paramscope/corpus.h"
 
+#include "paramscope/fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -42,50 +44,47 @@ static int check_text(const char *name, const char *text, size_t len,
     return PS_OK;
 }
 
+/* Why read in pieces and look for NUL in each: a 1 GB sparse file of zeros
+ * must be refused after its first megabyte, not after reading all of it. */
 int ps_corpus_read_text(char **text, size_t *len, const char *path,
                         ps_error *err)
 {
     char *buf = NULL;
-    int rc;
+    int fd = -1, rc;
 
     if (!text || !len || !path)
         return ps_error_set(err, PS_ERR_INVALID, "corpus: no %s",
                             path ? "output" : "path");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ps_error_set(err, PS_ERR_IO, "%s: cannot open: %s", path,
-                            strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        rc = ps_error_set(err, PS_ERR_IO, "%s: cannot read: %s", path,
-                          strerror(errno));
+    if ((rc = ps_file_open_read(path, &fd, &st, err)) < 0)
+        return rc;
+    if ((unsigned long long)st.st_size > PS_CORPUS_MAX) {
+        rc = ps_error_set(err, PS_ERR_RANGE, "%s: %lld bytes, over the limit of %zu "
+                          "bytes for a corpus", path, (long long)st.st_size,
+                          (size_t)PS_CORPUS_MAX);
         goto fail;
     }
-    if (S_ISDIR(st.st_mode)) {
-        rc = ps_error_set(err, PS_ERR_IO, "%s: is a directory, not a file", path);
-        goto fail;
-    }
-
-    /* The size is only a first guess: pipes have none, and files change.
-     * Room for one byte more than the size lets the read that finds the end
-     * happen without growing the buffer, and one more holds the NUL. */
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 2
-                                                        : 65536;
-    size_t n = 0;
+    /* the size is a first guess: the file may change while we read */
+    size_t cap = (size_t)st.st_size + 2, n = 0;
     buf = malloc(cap);
     if (!buf)
         goto nomem;
     for (;;) {
         if (n + 1 == cap) {
-            if (cap > ((size_t)-1) / 2)
-                goto nomem;
-            char *nb = realloc(buf, cap * 2);
+            if (cap > PS_CORPUS_MAX) {
+                rc = ps_error_set(err, PS_ERR_RANGE, "%s: grew past the limit of %zu "
+                                  "bytes for a corpus while being read", path,
+                                  (size_t)PS_CORPUS_MAX);
+                goto fail;
+            }
+            char *nb = realloc(buf, cap + CHUNK_BYTES);
             if (!nb)
                 goto nomem;
             buf = nb;
-            cap *= 2;
+            cap += CHUNK_BYTES;
         }
-        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        size_t want = cap - 1 - n;
+        ssize_t got = read(fd, buf + n, want > CHUNK_BYTES ? CHUNK_BYTES : want);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
@@ -95,6 +94,12 @@ int ps_corpus_read_text(char **text, size_t *len, const char *path,
         }
         if (got == 0)
             break;
+        const char *nul = memchr(buf + n, '\0', (size_t)got);
+        if (nul) {
+            rc = ps_error_set(err, PS_ERR_FORMAT, "%s: NUL byte at offset %zu: not a text file",
+                              path, (size_t)(nul - buf));
+            goto fail;
+        }
         n += (size_t)got;
     }
     close(fd);
@@ -107,7 +112,7 @@ int ps_corpus_read_text(char **text, size_t *len, const char *path,
     return PS_OK;
 
 nomem:
-    rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
+    rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while reading it", path);
 fail:
     if (fd >= 0)
         close(fd);
@@ -157,7 +162,7 @@ static int encode_all(ps_corpus *c, const char *text, size_t len,
         if (m + 1 > chunk_cap) {
             char *nb = realloc(chunk, m + 1);
             if (!nb) {
-                rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", c->path);
+                rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while encoding it", c->path);
                 break;
             }
             chunk = nb;
@@ -174,7 +179,7 @@ static int encode_all(ps_corpus *c, const char *text, size_t len,
         rc = append_ids(c, &ids_cap, &t);
         ps_tokens_free(&t);
         if (rc < 0) {
-            rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", c->path);
+            rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while encoding it", c->path);
             break;
         }
         start = end;
@@ -206,7 +211,7 @@ int ps_corpus_from_text(ps_corpus **out, const char *name, const char *text,
         return rc;
     c = calloc(1, sizeof *c);
     if (!c || !(c->path = strdup(name))) {
-        rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", name);
+        rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while encoding it", name);
         goto fail;
     }
     if ((rc = encode_all(c, text, len, tok, err)) < 0)

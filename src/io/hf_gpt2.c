@@ -11,6 +11,8 @@
  * buffers (and lm_head.weight) stay in the arena as holes nobody reads. */
 #include "paramscope/hf_gpt2.h"
 
+#include "paramscope/fileio.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -48,31 +50,22 @@ static char *join_path(const char *dir, const char *name)
     return p;
 }
 
-static int is_dir(const char *path)
+static int is_kind(const char *path, mode_t kind)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == kind;
 }
+#define is_dir(p) is_kind(p, S_IFDIR)
+#define is_file(p) is_kind(p, S_IFREG)
 
-static int is_file(const char *path)
+/* dir/name is a folder, FIFO, ...: said so, not taken for absent. */
+static int refuse_odd(const char *dir, const char *name, ps_error *err)
 {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The directory part of a file path, malloc'd ("." for a bare name). */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, path, n);
-        d[n] = '\0';
-    }
-    return d;
+    char *p = join_path(dir, name);
+    int rc = p ? ps_file_regular_or_absent(p, err)
+               : ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while looking for its files", dir);
+    free(p);
+    return rc;
 }
 
 /* dir/first if it is a file, else dir/second if that is, else NULL with
@@ -153,9 +146,14 @@ static int find_files(hf_files *fs, const char *path, ps_error *err)
         if (stat(path, &st) != 0)
             return ps_error_set(err, PS_ERR_IO, "%s: cannot open: %s", path,
                                 strerror(errno));
-        if (!(fs->dir = dir_of(path)) || !(fs->weights = strdup(path)))
+        if (!(fs->dir = ps_file_dir(path)) || !(fs->weights = strdup(path)))
             goto nomem;
     }
+    static const char *const names[5] = {"vocab.json", "encoder.json", "merges.txt", "vocab.bpe",
+                                         "config.json"};
+    for (int i = 0, rc; i < 5; i++)
+        if ((rc = refuse_odd(fs->dir, names[i], err)) < 0)
+            return rc;
     fs->vocab = find_either(fs->dir, "vocab.json", "encoder.json", &nomem);
     if (nomem)
         goto nomem;
@@ -178,7 +176,7 @@ static int find_files(hf_files *fs, const char *path, ps_error *err)
     }
     return 0;
 nomem:
-    return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
+    return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while looking for its files", path);
 }
 
 int ps_hf_gpt2_probe(const char *path)
@@ -189,12 +187,12 @@ int ps_hf_gpt2_probe(const char *path)
         return 1;
     if (!is_file(path))
         return 0;
-    char *dir = dir_of(path);
+    char *dir = ps_file_dir(path);
     int nomem = 0, hf = 0;
     char *vocab = dir ? find_either(dir, "vocab.json", "encoder.json", &nomem) : NULL;
     if (vocab) {
         ps_st_file *f = NULL;
-        if (ps_st_open(&f, path, NULL) == 0) {
+        if (ps_st_open_flags(&f, path, PS_ST_NO_COPY, NULL) == 0) {   /* the header only */
             const char *format = ps_st_meta(f, "format");
             hf = !format || strcmp(format, "paramscope") != 0;
         }
@@ -304,7 +302,7 @@ static int place_blocks(const ps_st_file *f, hf_tensors *ht, int n_layer, ps_err
 {
     ht->block = calloc((size_t)n_layer * N_BLOCK, sizeof *ht->block);
     if (!ht->block)
-        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", f->path);
+        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while loading it", f->path);
     for (int i = 0; i < f->n_tensors; i++) {
         const char *name = f->tensors[i].name;
         if (strncmp(name, PREFIX, PREFIX_LEN) == 0)
@@ -506,18 +504,19 @@ static int check_variant(const char *path, json_t *root, ps_error *err)
 static int read_config_json(const char *path, hf_json_cfg *jc, ps_error *err)
 {
     memset(jc, 0, sizeof *jc);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return ps_error_set(err, PS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if ((unsigned long long)st.st_size > CONFIG_MAX)
-        return ps_error_set(err, PS_ERR_FORMAT, "%s: %lld bytes, too large for a "
-                            "config", path, (long long)st.st_size);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = ps_file_read_all(path, CONFIG_MAX, "a config", &text, &len, err);
+    if (rc < 0)
+        return rc;
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!root)
-        return ps_error_set(err, PS_ERR_FORMAT, "%s: not valid JSON: %s (line %d)",
-                            path, je.text, je.line);
-    int rc = 0;
+        return json_error_code(&je) == json_error_out_of_memory
+                   ? ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while parsing it", path)
+                   : ps_error_set(err, PS_ERR_FORMAT, "%s: not valid JSON: %s (line %d)",
+                                  path, je.text, je.line);
     if (!json_is_object(root))
         rc = ps_error_set(err, PS_ERR_FORMAT, "%s: not a JSON object", path);
     if (!rc)
@@ -620,11 +619,6 @@ static int derive_config(const ps_st_file *f, const hf_tensors *ht,
 
 /* ---- building the model ---- */
 
-static void release_file(void *ctx)
-{
-    ps_st_close(ctx);
-}
-
 /* The table built here and model.c's must name the same parameters in the
  * same order; a mismatch is a bug, caught before a value is read. */
 static int check_table(const ps_model *m, const hf_tensors *ht, ps_error *err)
@@ -671,7 +665,7 @@ static int build_mapped(ps_model **out, ps_st_file *f, const hf_tensors *ht,
     int ndim;
     size_t *offsets = malloc((size_t)n * sizeof *offsets);
     if (!offsets)
-        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", f->path);
+        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while loading it", f->path);
     for (int i = 0; i < n; i++)
         offsets[i] = (size_t)(param_spec(ht, c, i, name, shape, &ndim)->begin /
                               sizeof(float));
@@ -688,7 +682,7 @@ static int build_mapped(ps_model **out, ps_st_file *f, const hf_tensors *ht,
         *out = NULL;
         return rc;
     }
-    (*out)->w_release = release_file;     /* from here the model owns f */
+    (*out)->w_release = ps_st_release;     /* from here the model owns f */
     (*out)->w_release_ctx = f;
     return 0;
 }

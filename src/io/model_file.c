@@ -203,7 +203,8 @@ static int copy_meta(const ps_st_file *f, ps_meta *meta, ps_error *err)
         if (ps_meta_key_reserved(f->meta_keys[i]))
             continue;
         if (ps_meta_set(meta, f->meta_keys[i], f->meta_vals[i]) < 0)
-            return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", f->path);
+            return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while reading its metadata",
+                                f->path);
     }
     return 0;
 }
@@ -322,9 +323,11 @@ static int mappable(const ps_st_file *f, const ps_model *tbl)
     return 1;
 }
 
-static void release_file(void *ctx)
+int ps_model_file_check(const ps_model *m, ps_error *err)
 {
-    ps_st_close(ctx);
+    if (!m || m->w_release != ps_st_release)
+        return PS_OK;
+    return ps_st_check_unchanged(m->w_release_ctx, err);
 }
 
 /* A model over f's private mapping; on success the model owns f. */
@@ -333,14 +336,14 @@ static int build_mapped(ps_model **out, ps_st_file *f, const ps_model *tbl,
 {
     size_t *offsets = malloc((size_t)tbl->n_params * sizeof *offsets);
     if (!offsets)
-        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", f->path);
+        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while loading it", f->path);
     for (int i = 0; i < tbl->n_params; i++)
         offsets[i] = (size_t)(ps_st_find(f, tbl->params[i].name)->begin /
                               sizeof(float));
     float *arena = (float *)(void *)(f->map_rw + f->data_start);
     size_t n_floats = (f->size - f->data_start) / sizeof(float);
     int rc = ps_model_init_mapped(out, &tbl->cfg, arena, n_floats, offsets,
-                                  release_file, f, err);
+                                  ps_st_release, f, err);
     free(offsets);
     if (rc < 0)
         ps_error_prefix(err, "%s", f->path);
@@ -423,7 +426,7 @@ static int tokenizer_meta(const ps_tokenizer *tok, const char *path,
     switch (ps_tokenizer_kind_of(tok)) {
     case PS_TOKENIZER_KIND_WORDS:
         if (!(*v1 = ps_tokenizer_to_json(tok)))
-            return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
+            return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while saving it", path);
         return 0;
     case PS_TOKENIZER_KIND_GPT2_BPE:
         if (ps_tokenizer_gpt2_text(tok, v1, v2, err) < 0) {
@@ -436,8 +439,8 @@ static int tokenizer_meta(const ps_tokenizer *tok, const char *path,
                         path, ps_tokenizer_kind_name(tok));
 }
 
-int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
-                  const char *path, ps_error *err)
+static int save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
+                const char *path, int flags, ps_error *err)
 {
     if (!m || !tok || !path)
         return ps_error_set(err, PS_ERR_INVALID, "%s: save: no model or tokenizer",
@@ -470,7 +473,7 @@ int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *met
     const char **vals = malloc((size_t)n_meta * sizeof *vals);
     ps_st_out *outs = calloc((size_t)m->n_params + 1, sizeof *outs);
     if (!keys || !vals || !outs) {
-        ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
+        ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while saving it", path);
         goto done;
     }
     /* values in the order of reserved_keys */
@@ -502,7 +505,7 @@ int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *met
             outs[i].shape[d] = p->shape[d];
         outs[i].data = p->data;
     }
-    rc = ps_st_write(path, outs, m->n_params, keys, vals, n_meta, err);
+    rc = ps_st_write_ex(path, outs, m->n_params, keys, vals, n_meta, flags, err);
 done:
     free(outs);
     free(vals);
@@ -510,4 +513,16 @@ done:
     free(v1);
     free(v2);
     return rc;
+}
+
+int ps_model_save(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
+                  const char *path, ps_error *err)
+{
+    return save(m, tok, meta, path, 0, err);
+}
+
+int ps_model_check_savable(const ps_model *m, const ps_tokenizer *tok, const ps_meta *meta,
+                           const char *path, ps_error *err)
+{
+    return save(m, tok, meta, path, PS_ST_DRY_RUN, err);
 }

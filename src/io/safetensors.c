@@ -6,12 +6,14 @@
  * JSON parser sees a byte, and every entry is checked before anything sized
  * by it is allocated, so a hostile file can make us allocate at most about
  * the size of its header. */
-#include "paramscope/safetensors.h"
+#include "io/st_internal.h"
+
+#include "paramscope/fileio.h"
+#include "paramscope/mapguard.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +55,7 @@ size_t ps_dtype_size(ps_dtype d)
     return dtype_info[d].size;
 }
 
-static int dtype_parse(const char *s, ps_dtype *out)
+int ps_st_dtype_parse(const char *s, ps_dtype *out)
 {
     for (int i = 0; i < N_DTYPES; i++) {
         if (strcmp(s, dtype_info[i].name) == 0) {
@@ -137,365 +139,55 @@ uint16_t ps_f32_to_f16(float f)
     return (uint16_t)(sign | shift_round_even(m, 126u - e));
 }
 
-/* ---- messages ---- */
-
-static int fail_tensor(ps_error *err, const char *path, const char *name,
-                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int fail_tensor(ps_error *err, const char *path, const char *name,
-                       const char *fmt, ...)
-{
-    char why[PS_ERROR_MSG_MAX], nb[96];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s': %s", path,
-                        ps_printable(name, nb, sizeof nb), why);
-}
-
-static int fail_header(ps_error *err, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail_header(ps_error *err, const char *path, const char *fmt, ...)
-{
-    char why[PS_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    return ps_error_set(err, PS_ERR_FORMAT, "%s: header: %s", path, why);
-}
-
-static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
-{
-    size_t n = 0;
-    n += (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "",
-                              (long long)shape[i]);
-    if (n < cap)
-        snprintf(buf + n, cap - n, "]");
-    return buf;
-}
-
-static const char *json_kind(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
-
-/* ---- validation of the header ---- */
-
-/* jansson reports a duplicate key as `duplicate object key near '"NAME"'`;
- * say whether it is a tensor name (a key of the top-level object) or a field
- * inside an entry, using a lenient re-parse to tell the two apart. */
-static int fail_duplicate(ps_error *err, const char *path, const char *hdr,
-                          size_t hlen, const json_error_t *je)
-{
-    const char *near = strstr(je->text, "near '");
-    char key[PS_ERROR_MSG_MAX] = "";
-    if (near) {
-        near += 6;
-        size_t n = strlen(near);
-        if (n > 0 && near[n - 1] == '\'')
-            n--;
-        json_t *k = json_loadb(near, n, JSON_DECODE_ANY, NULL);
-        if (json_is_string(k))
-            snprintf(key, sizeof key, "%s", json_string_value(k));
-        json_decref(k);
-    }
-    char kb[96];
-    int top = 0;
-    json_t *all = json_loadb(hdr, hlen, 0, NULL);
-    if (key[0] && json_is_object(all) && json_object_get(all, key))
-        top = 1;
-    json_decref(all);
-    if (!key[0])
-        return fail_header(err, path, "duplicate key (%s)", je->text);
-    if (top)
-        return fail_header(err, path, "duplicate tensor name '%s'",
-                           ps_printable(key, kb, sizeof kb));
-    return fail_header(err, path, "duplicate key '%s' inside an entry",
-                       ps_printable(key, kb, sizeof kb));
-}
-
-static int check_metadata(ps_error *err, const char *path, json_t *meta)
-{
-    if (!json_is_object(meta))
-        return fail_header(err, path, "__metadata__ is %s, expected an object "
-                           "of string to string", json_kind(meta));
-    const char *k;
-    json_t *v;
-    json_object_foreach(meta, k, v) {
-        char kb[96];
-        if (!json_is_string(v))
-            return fail_header(err, path, "__metadata__ '%s' is %s, expected "
-                               "a string", ps_printable(k, kb, sizeof kb), json_kind(v));
-    }
-    return 0;
-}
-
-/* A non-negative JSON integer, or -1 with *kind set to what it was. */
-static int64_t nonneg_int(const json_t *j)
-{
-    if (!json_is_integer(j))
-        return -1;
-    json_int_t v = json_integer_value(j);
-    return v < 0 ? -1 : (int64_t)v;
-}
-
-/* Validates one entry into t (name not yet set); data_len bounds offsets. */
-static int check_entry(ps_error *err, const char *path, const char *name,
-                       json_t *e, uint64_t data_len, ps_st_tensor *t)
-{
-    char sb[256];
-    if (!json_is_object(e))
-        return fail_tensor(err, path, name, "entry is %s, expected an object",
-                           json_kind(e));
-
-    json_t *dt = json_object_get(e, "dtype");
-    if (!dt)
-        return fail_tensor(err, path, name, "no dtype");
-    if (!json_is_string(dt))
-        return fail_tensor(err, path, name, "dtype is %s, expected a string",
-                           json_kind(dt));
-    if (!dtype_parse(json_string_value(dt), &t->dtype)) {
-        char db[64];
-        return fail_tensor(err, path, name, "unknown dtype '%s'",
-                           ps_printable(json_string_value(dt), db, sizeof db));
-    }
-
-    json_t *sh = json_object_get(e, "shape");
-    if (!sh)
-        return fail_tensor(err, path, name, "no shape");
-    if (!json_is_array(sh))
-        return fail_tensor(err, path, name, "shape is %s, expected an array",
-                           json_kind(sh));
-    if (json_array_size(sh) > PS_ST_MAX_DIMS)
-        return fail_tensor(err, path, name, "shape has %zu dimensions, at most "
-                           "%d are supported", json_array_size(sh), PS_ST_MAX_DIMS);
-    t->ndim = (int)json_array_size(sh);
-    int has_zero = 0;
-    for (int i = 0; i < t->ndim; i++) {
-        json_t *d = json_array_get(sh, (size_t)i);
-        int64_t v = nonneg_int(d);
-        if (v < 0) {
-            if (json_is_integer(d))
-                return fail_tensor(err, path, name, "shape dimension %d is "
-                                   "%lld, must not be negative", i,
-                                   (long long)json_integer_value(d));
-            return fail_tensor(err, path, name, "shape dimension %d is %s, "
-                               "expected a non-negative integer", i, json_kind(d));
-        }
-        t->shape[i] = v;
-        has_zero |= v == 0;
-    }
-    /* numel and byte size, refusing to wrap (a zero dimension cannot) */
-    t->numel = has_zero ? 0 : 1;
-    uint64_t nbytes = 0;
-    int overflow = 0;
-    for (int i = 0; i < t->ndim && !has_zero; i++)
-        overflow |= __builtin_mul_overflow(t->numel, (uint64_t)t->shape[i], &t->numel);
-    overflow |= __builtin_mul_overflow(t->numel, (uint64_t)ps_dtype_size(t->dtype), &nbytes);
-    if (overflow)
-        return fail_tensor(err, path, name, "shape %s of %s is too large",
-                           shape_str(t->shape, t->ndim, sb, sizeof sb),
-                           ps_dtype_name(t->dtype));
-
-    json_t *off = json_object_get(e, "data_offsets");
-    if (!off)
-        return fail_tensor(err, path, name, "no data_offsets");
-    if (!json_is_array(off) || json_array_size(off) != 2)
-        return fail_tensor(err, path, name, "data_offsets must be an array of "
-                           "two integers [begin, end]");
-    json_t *jb = json_array_get(off, 0), *jend = json_array_get(off, 1);
-    if (!json_is_integer(jb) || !json_is_integer(jend))
-        return fail_tensor(err, path, name, "data_offsets must be integers, "
-                           "found %s", json_kind(json_is_integer(jb) ? jend : jb));
-    long long b = json_integer_value(jb), en = json_integer_value(jend);
-    if (b < 0 || en < 0)
-        return fail_tensor(err, path, name, "data_offsets [%lld, %lld] must be "
-                           "non-negative", b, en);
-    if (b > en)
-        return fail_tensor(err, path, name, "data_offsets [%lld, %lld] begin "
-                           "after they end", b, en);
-    t->begin = (uint64_t)b;
-    t->end = (uint64_t)en;
-    if (t->end - t->begin != nbytes)
-        return fail_tensor(err, path, name, "data_offsets [%lld, %lld] do not "
-                           "match shape %s of %s (%llu bytes)", b, en,
-                           shape_str(t->shape, t->ndim, sb, sizeof sb),
-                           ps_dtype_name(t->dtype), (unsigned long long)nbytes);
-    if (t->end > data_len)
-        return fail_tensor(err, path, name, "data_offsets [%lld, %lld] run past "
-                           "the end of the data area (%llu bytes)", b, en,
-                           (unsigned long long)data_len);
-    return 0;
-}
-
-static int cmp_begin(const void *pa, const void *pb)
-{
-    const ps_st_tensor *a = *(const ps_st_tensor *const *)pa;
-    const ps_st_tensor *b = *(const ps_st_tensor *const *)pb;
-    if (a->begin != b->begin)
-        return a->begin < b->begin ? -1 : 1;
-    if (a->end != b->end)
-        return a->end < b->end ? -1 : 1;
-    return 0;
-}
-
-/* Sorted by offset, the tensors must tile [0, data_len) exactly. */
-static int check_tiling(ps_error *err, const ps_st_file *f, uint64_t data_len)
-{
-    int n = f->n_tensors, rc = 0;
-    if (n == 0) {
-        if (data_len)
-            return fail_header(err, f->path, "%llu bytes of data but no tensors",
-                               (unsigned long long)data_len);
-        return 0;
-    }
-    const ps_st_tensor **order = malloc((size_t)n * sizeof *order);
-    if (!order)
-        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", f->path);
-    for (int i = 0; i < n; i++)
-        order[i] = &f->tensors[i];
-    qsort(order, (size_t)n, sizeof *order, cmp_begin);
-
-    const ps_st_tensor *prev = NULL;
-    uint64_t covered = 0;
-    char nb[96];
-    for (int i = 0; i < n && rc == 0; i++) {
-        const ps_st_tensor *t = order[i];
-        if (t->begin > covered) {
-            if (prev)
-                rc = fail_tensor(err, f->path, t->name, "hole of %llu bytes "
-                                 "before it: data_offsets begin at %llu but "
-                                 "'%s' ends at %llu",
-                                 (unsigned long long)(t->begin - covered),
-                                 (unsigned long long)t->begin,
-                                 ps_printable(prev->name, nb, sizeof nb),
-                                 (unsigned long long)covered);
-            else
-                rc = fail_tensor(err, f->path, t->name, "hole of %llu bytes "
-                                 "before it: the first tensor begins at %llu, "
-                                 "not 0", (unsigned long long)t->begin,
-                                 (unsigned long long)t->begin);
-        } else if (t->begin < covered) {
-            rc = fail_tensor(err, f->path, t->name, "data_offsets [%llu, %llu] "
-                             "overlap tensor '%s' [%llu, %llu]",
-                             (unsigned long long)t->begin,
-                             (unsigned long long)t->end,
-                             ps_printable(prev->name, nb, sizeof nb),
-                             (unsigned long long)prev->begin,
-                             (unsigned long long)prev->end);
-        }
-        covered = t->end;
-        prev = t;
-    }
-    if (rc == 0 && covered < data_len)
-        rc = fail_header(err, f->path, "%llu bytes after the last tensor "
-                         "(data area is %llu bytes, tensors end at %llu)",
-                         (unsigned long long)(data_len - covered),
-                         (unsigned long long)data_len,
-                         (unsigned long long)covered);
-    free(order);
-    return rc;
-}
-
-/* Checks the parsed header and fills f's tensors and metadata. */
-static int load_header(ps_st_file *f, json_t *root, ps_error *err)
-{
-    const char *path = f->path;
-    uint64_t data_len = f->size - f->data_start;
-    if (!json_is_object(root))
-        return fail_header(err, path, "is %s, expected a JSON object",
-                           json_kind(root));
-
-    json_t *meta = json_object_get(root, "__metadata__");
-    int rc;
-    if (meta && (rc = check_metadata(err, path, meta)) < 0)
-        return rc;
-
-    size_t n = json_object_size(root) - (meta ? 1 : 0);
-    if (n > 0) {
-        f->tensors = calloc(n, sizeof *f->tensors);
-        if (!f->tensors)
-            goto nomem;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        if (val == meta)
-            continue;
-        ps_st_tensor *t = &f->tensors[f->n_tensors];
-        if ((rc = check_entry(err, path, key, val, data_len, t)) < 0)
-            return rc;
-        if (!(t->name = strdup(key)))
-            goto nomem;
-        f->n_tensors++;
-    }
-    if ((rc = check_tiling(err, f, data_len)) < 0)
-        return rc;
-
-    if (meta && json_object_size(meta) > 0) {
-        size_t nm = json_object_size(meta);
-        f->meta_keys = calloc(nm, sizeof *f->meta_keys);
-        f->meta_vals = calloc(nm, sizeof *f->meta_vals);
-        if (!f->meta_keys || !f->meta_vals)
-            goto nomem;
-        json_object_foreach(meta, key, val) {
-            f->meta_keys[f->n_meta] = strdup(key);
-            f->meta_vals[f->n_meta] = strdup(json_string_value(val));
-            f->n_meta++;
-            if (!f->meta_keys[f->n_meta - 1] || !f->meta_vals[f->n_meta - 1])
-                goto nomem;
-        }
-    }
-    return 0;
-nomem:
-    return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
-}
 
 /* ---- reading ---- */
 
-/* Both entry points: the mapping is private either way; writable means that
- * stores into it are allowed and stay in this process (copy-on-write). */
-static int open_mapped(ps_st_file **out, const char *path, int writable,
-                       ps_error *err)
+/* Why a copy below PS_ST_COPY_MAX: a mapping shows whatever the file holds
+ * now, so another program rewriting the file in place changes the model
+ * silently, and truncating it kills us with SIGBUS at the next touch.  A
+ * copy is immune.  Above the limit (GPT-2 small and up) the file stays
+ * mapped, because copying it would double the memory of the biggest models;
+ * ps_st_check_unchanged tells whether it changed.  The copy lives in an
+ * anonymous mapping of its own, not the malloc heap, so that loading a
+ * model again and again gives every byte back (no heap growth). */
+static int read_copy(ps_st_file *f, int fd, ps_error *err)
+{
+    void *buf = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED)
+        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while reading it (%zu bytes)",
+                            f->path, f->size);
+    f->map = buf;
+    f->copied = 1;
+    size_t n = 0;
+    while (n < f->size) {
+        ssize_t got = read(fd, (uint8_t *)buf + n, f->size - n > (1u << 30) ? (1u << 30) : f->size - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return ps_error_set(err, PS_ERR_IO, "%s: cannot read: %s", f->path, strerror(errno));
+        if (got == 0)
+            return ps_error_set(err, PS_ERR_IO, "%s: became shorter while being read "
+                                "(%zu of %zu bytes): another program is changing it",
+                                f->path, n, f->size);
+        n += (size_t)got;
+    }
+    return PS_OK;
+}
+
+int ps_st_open_flags(ps_st_file **out, const char *path, unsigned flags, ps_error *err)
 {
     *out = NULL;
     int fd = -1, rc;
-    json_t *root = NULL;
+    int writable = (flags & PS_ST_WRITABLE) != 0;
     ps_st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
-        rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
+        free(f);
+        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while opening it", path);
     }
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    f->fd = -1;
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        rc = ps_error_set(err, PS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if ((rc = ps_file_open_read(path, &fd, &st, err)) < 0)
         goto fail;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        rc = ps_error_set(err, PS_ERR_IO, "%s: cannot open: %s", path, strerror(EISDIR));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = ps_error_set(err, PS_ERR_IO, "%s: cannot open: not a regular file", path);
-        goto fail;
-    }
     if (st.st_size < 8) {
         rc = ps_error_set(err, PS_ERR_FORMAT, "%s: file is %lld bytes, too short "
                           "for a safetensors header", path, (long long)st.st_size);
@@ -506,50 +198,50 @@ static int open_mapped(ps_st_file **out, const char *path, int writable,
         goto fail;
     }
     f->size = (size_t)st.st_size;
-    void *map = mmap(NULL, f->size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-                     MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        rc = ps_error_set(err, PS_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-        goto fail;
+    f->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    if (f->size <= PS_ST_COPY_MAX && !(flags & PS_ST_NO_COPY)) {
+        if ((rc = read_copy(f, fd, err)) < 0)
+            goto fail;
+        f->map_rw = writable ? (uint8_t *)f->map : NULL;
+        if (!writable)
+            mprotect((void *)f->map, f->size, PROT_READ);
+    } else {
+        void *map = mmap(NULL, f->size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                         MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            rc = ps_error_set(err, errno == ENOMEM ? PS_ERR_NOMEM : PS_ERR_IO,
+                              "%s: cannot map: %s", path, strerror(errno));
+            goto fail;
+        }
+        f->map = map;
+        f->map_rw = writable ? map : NULL;
+        f->fd = fd;           /* kept for ps_st_check_unchanged */
+        ps_mapguard_add(map, f->size);   /* a truncation then costs no crash */
+        fd = -1;
     }
-    f->map = map;
-    f->map_rw = writable ? map : NULL;
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     fd = -1;
 
     uint64_t hlen;
     memcpy(&hlen, f->map, sizeof hlen);
     if (hlen > PS_ST_HEADER_MAX) {
-        rc = fail_header(err, path, "header length %llu exceeds the limit of %u bytes",
-                         (unsigned long long)hlen, PS_ST_HEADER_MAX);
+        rc = ps_error_set(err, PS_ERR_FORMAT, "%s: header: header length %llu exceeds the "
+                          "limit of %u bytes", path, (unsigned long long)hlen, PS_ST_HEADER_MAX);
         goto fail;
     }
     if (hlen > f->size - 8) {
-        rc = fail_header(err, path, "header length %llu runs past the end of the "
-                         "file (%zu bytes after the length field)",
-                         (unsigned long long)hlen, f->size - 8);
+        rc = ps_error_set(err, PS_ERR_FORMAT, "%s: header: header length %llu runs past the "
+                          "end of the file (%zu bytes after the length field)", path,
+                          (unsigned long long)hlen, f->size - 8);
         goto fail;
     }
     f->data_start = 8 + (size_t)hlen;
-
-    json_error_t je;
-    const char *hdr = (const char *)f->map + 8;
-    root = json_loadb(hdr, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (json_error_code(&je) == json_error_duplicate_key)
-            rc = fail_duplicate(err, path, hdr, (size_t)hlen, &je);
-        else
-            rc = fail_header(err, path, "not valid JSON: %s (byte %d)", je.text,
-                             je.position);
+    if ((rc = ps_st_parse_header(f, (const char *)f->map + 8, (size_t)hlen, err)) < 0)
         goto fail;
-    }
-    if ((rc = load_header(f, root, err)) < 0)
-        goto fail;
-    json_decref(root);
     *out = f;
     return 0;
 fail:
-    json_decref(root);
     if (fd >= 0)
         close(fd);
     ps_st_close(f);
@@ -558,20 +250,40 @@ fail:
 
 int ps_st_open(ps_st_file **out, const char *path, ps_error *err)
 {
-    return open_mapped(out, path, 0, err);
+    return ps_st_open_flags(out, path, 0, err);
 }
 
 int ps_st_map_private(ps_st_file **out, const char *path, ps_error *err)
 {
-    return open_mapped(out, path, 1, err);
+    return ps_st_open_flags(out, path, PS_ST_WRITABLE, err);
+}
+
+int ps_st_check_unchanged(const ps_st_file *f, ps_error *err)
+{
+    struct stat st;
+    if (f->copied || f->fd < 0)
+        return PS_OK;
+    if (fstat(f->fd, &st) < 0)
+        return ps_error_set(err, PS_ERR_IO, "%s: cannot check it: %s", f->path, strerror(errno));
+    long long mt = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    if ((uint64_t)st.st_size != f->size || mt != f->mtime_ns)
+        return ps_error_set(err, PS_ERR_STATE, "%s: changed on disk since it was opened "
+                            "(%zu bytes then, %lld now%s): the parameters not yet edited "
+                            "may no longer be the ones loaded", f->path, f->size,
+                            (long long)st.st_size, mt != f->mtime_ns ? ", modified since" : "");
+    return PS_OK;
 }
 
 void ps_st_close(ps_st_file *f)
 {
     if (!f)
         return;
+    if (f->map && !f->copied)
+        ps_mapguard_remove(f->map);
     if (f->map)
         munmap((void *)f->map, f->size);
+    if (f->fd >= 0)
+        close(f->fd);
     for (int i = 0; i < f->n_tensors; i++)
         free(f->tensors[i].name);
     free(f->tensors);
@@ -583,6 +295,11 @@ void ps_st_close(ps_st_file *f)
     free(f->meta_vals);
     free(f->path);
     free(f);
+}
+
+void ps_st_release(void *f)
+{
+    ps_st_close(f);
 }
 
 const char *ps_st_meta(const ps_st_file *f, const char *key)
@@ -637,8 +354,12 @@ int ps_st_read_f32(const ps_st_file *f, const ps_st_tensor *t, float *dst,
         }
         return 0;
     default:
-        return fail_tensor(err, f->path, t->name, "dtype %s cannot be read as "
-                           "float32", ps_dtype_name(t->dtype));
+    {
+        char nb[96];
+        return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s': dtype %s cannot be "
+                            "read as float32", f->path, ps_printable(t->name, nb, sizeof nb),
+                            ps_dtype_name(t->dtype));
+    }
     }
 }
 
@@ -754,46 +475,23 @@ static int build_header(const char *path, const ps_st_out *tensors, int n_tensor
     return 0;
 fail:
     if (rc == PS_ERR_NOMEM)
-        ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
+        ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while building its header", path);
     free(text);
     json_decref(meta);
     json_decref(root);
     return rc;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Best effort: make the rename itself durable. */
-static void sync_folder(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
-
 int ps_st_write(const char *path, const ps_st_out *tensors, int n_tensors,
                 const char *const *meta_keys, const char *const *meta_vals,
                 int n_meta, ps_error *err)
+{
+    return ps_st_write_ex(path, tensors, n_tensors, meta_keys, meta_vals, n_meta, 0, err);
+}
+
+int ps_st_write_ex(const char *path, const ps_st_out *tensors, int n_tensors,
+                   const char *const *meta_keys, const char *const *meta_vals,
+                   int n_meta, int flags, ps_error *err)
 {
     if (n_tensors < 0 || n_meta < 0 || (n_tensors && !tensors) ||
         (n_meta && (!meta_keys || !meta_vals)))
@@ -801,63 +499,37 @@ int ps_st_write(const char *path, const ps_st_out *tensors, int n_tensors,
                             path);
     size_t hlen = 0;
     char *hdr = NULL;
-    int fd = -1, rc = build_header(path, tensors, n_tensors, meta_keys, meta_vals,
-                                   n_meta, &hdr, &hlen, err);
+    ps_atomic_file a = {.fd = -1};
+    int rc = build_header(path, tensors, n_tensors, meta_keys, meta_vals,
+                          n_meta, &hdr, &hlen, err);
     if (rc < 0)
         return rc;
-
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp) {
-        free(hdr);
-        return ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = ps_error_set(err, PS_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    /* never write what ps_st_open would refuse */
+    if (hlen > PS_ST_HEADER_MAX) {
+        rc = ps_error_set(err, PS_ERR_RANGE, "%s: not written: its header would be %zu "
+                          "bytes, over the limit of %u bytes that paramscope reads "
+                          "(a vocabulary this large cannot be saved)", path, hlen,
+                          PS_ST_HEADER_MAX);
         goto fail;
     }
-    /* mkstemp makes the file 0600; a model file is for sharing.  Reading the
-     * umask would change it process-wide for a moment, so keep an existing
-     * file's mode, else use 0644. */
-    struct stat st;
-    mode_t mode = 0644;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-        mode = st.st_mode & 07777;
+    if ((flags & PS_ST_DRY_RUN) || (rc = ps_atomic_open(&a, path, err)) < 0)
+        goto fail;
     uint8_t len8[8];
     uint64_t h64 = hlen;
     memcpy(len8, &h64, 8);
-    if (fchmod(fd, mode) < 0 || write_all(fd, len8, 8) < 0 ||
-        write_all(fd, hdr, hlen) < 0)
-        goto io_fail;
+    if ((rc = ps_atomic_write(&a, len8, 8, err)) < 0 ||
+        (rc = ps_atomic_write(&a, hdr, hlen, err)) < 0)
+        goto fail;
     for (int i = 0; i < n_tensors; i++) {
         size_t numel = 1;
         for (int d = 0; d < tensors[i].ndim; d++)
             numel *= (size_t)tensors[i].shape[d];   /* checked in build_header */
-        if (numel && write_all(fd, tensors[i].data, numel * sizeof(float)) < 0)
-            goto io_fail;
+        if (numel && (rc = ps_atomic_write(&a, tensors[i].data, numel * sizeof(float), err)) < 0)
+            goto fail;
     }
-    if (fsync(fd) < 0)
-        goto io_fail;
-    int cfd = fd;
-    fd = -1;
-    if (close(cfd) < 0 || rename(tmp, path) < 0)
-        goto io_fail;
-    sync_folder(path);
-    free(tmp);
-    free(hdr);
-    return 0;
-
-io_fail:
-    rc = ps_error_set(err, PS_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
+    rc = ps_atomic_commit(&a, flags & PS_ST_NO_REPLACE, err);
 fail:
-    free(tmp);
+    ps_atomic_abort(&a);
     free(hdr);
     return rc;
 }

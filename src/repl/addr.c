@@ -49,25 +49,24 @@ static void put(char *buf, size_t size, size_t *len, const char *fmt, ...)
 }
 
 /* A token between quotes.  With '"' it is written the way the parser reads
- * it back (escaping '"' and '\\'); with '\'' it is for a message, where only
- * control characters are escaped, so that the message stays one line. */
+ * it back: '"' and '\\' escaped, control bytes as \\n, \\r, \\t or \\xNN and
+ * bytes that are not valid UTF-8 as \\xNN, so every token can be typed back;
+ * with '\'' it is for a message, where only control bytes are escaped, so
+ * that the message stays one line. */
 static void put_quoted(char *buf, size_t size, size_t *len, const char *s, char quote)
 {
     put(buf, size, len, "%c", quote);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (quote == '"' && (c == '"' || c == '\\'))
-            put(buf, size, len, "\\%c", c);
-        else if (c == '\n')
-            put(buf, size, len, "\\n");
-        else if (c == '\t')
-            put(buf, size, len, "\\t");
-        else if (c < 0x20 && quote != '"')
-            put(buf, size, len, "\\x%02x", c);
-        else
-            put(buf, size, len, "%c", c);
-    }
+    size_t n = strlen(s);
+    int flags = quote == '"' ? PS_ESCAPE_QUOTED | PS_ESCAPE_UTF8 : 0;
+    size_t room = *len < size ? size - *len : 0;
+    *len += ps_escape(s, n, flags, room ? buf + *len : NULL, room);
     put(buf, size, len, "%c", quote);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 /* Optimal-string-alignment distance (Levenshtein plus swaps of neighbours, so
@@ -336,14 +335,25 @@ static int parse_string(parser *P, item *it)
         char c = *P->s++;
         if (c == '\\' && P->s < P->end) {
             char e = *P->s++;
+            int h1, h2;
             switch (e) {
             case '"': case '\\': c = e; break;
             case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
             case 't': c = '\t'; break;
+            case 'x':
+                if (P->end - P->s < 2 || (h1 = hex_digit(P->s[0])) < 0 || (h2 = hex_digit(P->s[1])) < 0 ||
+                    (h1 == 0 && h2 == 0))
+                    return ps_error_set(P->err, PS_ERR_INVALID,
+                                        "'\\x' at column %d of '%.*s' needs two hex digits, "
+                                        "not 00 (a byte: \\x1b)", column(P, at), ADDR_ARG(P));
+                c = (char)(h1 * 16 + h2);
+                P->s += 2;
+                break;
             default:
                 return ps_error_set(P->err, PS_ERR_INVALID,
                                     "unknown escape '\\%c' at column %d of '%.*s': a "
-                                    "quoted token knows \\\", \\\\, \\n and \\t",
+                                    "quoted token knows \\\", \\\\, \\n, \\r, \\t and \\xNN",
                                     e, column(P, at), ADDR_ARG(P));
             }
         }
@@ -903,12 +913,20 @@ int addr_view_render(const addr_view *v, const ps_tokenizer *tok, char *buf, siz
         break;
     }
     case ADDR_BASE_TOKEN: {
+        /* Quoted when the quotes read back as this token and the name fits
+         * (a token longer than the parser takes, or a name that would be
+         * cut, is spelt by its id: every name must parse back). */
         const char *t = ps_tokenizer_token(tok, v->first);
-        if (t && ps_tokenizer_find(tok, t) == v->first) {
+        size_t at = len;
+        if (t && strlen(t) < TOKEN_MAX && ps_tokenizer_find(tok, t) == v->first) {
             put(buf, size, &len, "wte[");
             put_quoted(buf, size, &len, t, '"');
             put(buf, size, &len, "]");
-        } else {
+        }
+        if (len == at || len + 64 >= size) {   /* room left for the indices after it */
+            len = at;
+            if (size > at)
+                buf[at] = '\0';
             put(buf, size, &len, "wte[%d]", v->first);
         }
         break;
@@ -994,7 +1012,7 @@ int addr_complete(const ps_model *m, const ps_tokenizer *tok, const char *prefix
     c.len = strlen(c.prefix);
     each_name(m, complete_name, &c);
     if (tok && strncmp(c.prefix, "wte[\"", 5) == 0) {
-        char buf[TOKEN_MAX * 2 + 8];
+        char buf[TOKEN_MAX * 4 + 8];        /* every byte may be \xNN */
         int V = ps_tokenizer_vocab_size(tok);
         for (int i = 0; i < V && i < m->cfg.vocab_size; i++) {
             const char *t = ps_tokenizer_token(tok, i);

@@ -47,7 +47,7 @@
 /* The most regions a view spans: a head's q, k, v weight blocks, its three
  * bias slices and its rows of attn.c_proj.weight. */
 #define ADDR_MAX_REGIONS 7
-#define ADDR_NAME_MAX 192
+#define ADDR_NAME_MAX 1152            /* a quoted token of 255 bytes, each \xNN, and indices */
 
 /* What an address denotes, for display. */
 typedef enum addr_kind {

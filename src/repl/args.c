@@ -5,15 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "repl/common.h"
 #include "repl/subcommands.h"
 
 int ps_arg_int(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out)
 {
-    char *end;
+    char *end, shown[128];
     errno = 0;
     long v = strtol(text, &end, 10);
     if (end == text || *end || errno) {
-        fprintf(stderr, "paramscope %s: %s: '%s' is not a whole number\n", cmd, opt, text);
+        fprintf(stderr, "paramscope %s: %s: '%s' is not a whole number\n", cmd, opt,
+                ps_printable(text, shown, sizeof shown));
         return -1;
     }
     if (v < lo || v > hi) {
@@ -26,11 +28,13 @@ int ps_arg_int(const char *cmd, const char *opt, const char *text, long lo, long
 
 int ps_arg_float(const char *cmd, const char *opt, const char *text, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end == text || *end || errno || !isfinite(v)) {
-        fprintf(stderr, "paramscope %s: %s: '%s' is not a number\n", cmd, opt, text);
+    double v = 0;
+    const char *why = ps_number_read(text, &v);
+    if (!why && isinf(v))
+        why = "is infinite; give a finite number";
+    if (why) {
+        char shown[128];
+        fprintf(stderr, "paramscope %s: %s: '%s' %s\n", cmd, opt, ps_printable(text, shown, sizeof shown), why);
         return -1;
     }
     if (v < lo || v > hi) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "paramscope/blas.h"
+#include "paramscope/probe.h"
 #include "paramscope/infer.h"
 #include "paramscope/kernels.h"
 #include "paramscope/rng.h"
@@ -33,8 +34,10 @@ static const char bench_usage[] =
     "                  one more token with the prompt's cache kept (keystroke_ms), the same\n"
     "                  prompt through the training forward (forward_predict_ms), and 32\n"
     "                  tokens generated after the prompt with the key/value cache\n"
-    "                  (gen_tokens_per_s); medians of N repeats (--steps, default 10 for\n"
-    "                  tiny, 5 for gpt2-124m).  --json prints these keys, not the training ones\n"
+    "                  (gen_tokens_per_s), and what the Inside pane computes (inside_ms: the\n"
+    "                  forward keeping activations, the logit lens and the attribution);\n"
+    "                  --seq N sets the prompt's length; medians of N repeats (--steps,\n"
+    "                  default 10 for tiny, 5 for gpt2-124m).  --json prints these keys\n"
     "  --threads N     BLIS threads (default: one per core)\n"
     "  --json          print one JSON object\n";
 
@@ -123,19 +126,21 @@ static int argmax(const float *v, int n)
 
 /* `bench --predict`: prompt latency and generation speed on random weights,
  * as `predict` and `generate` run them (infer.h). */
-static int bench_predict(const char *preset, const ps_config *cfg, long reps, int json)
+static int bench_predict(const char *preset, const ps_config *cfg, int prompt, long reps, int json)
 {
     ps_error err = {0};
     ps_model *m = NULL;
     ps_infer *inf = NULL;
     int status = PS_EXIT_FAIL, V = cfg->vocab_size;
-    int np = cfg->n_ctx < PREDICT_PROMPT ? cfg->n_ctx : PREDICT_PROMPT;
+    int np = cfg->n_ctx < prompt ? cfg->n_ctx : prompt;
     int n_ids = np + PREDICT_GEN + 1;
     int *ids = malloc(sizeof(int) * (size_t)n_ids);
     float *probs = malloc(sizeof(float) * (size_t)V);
     double *t_pred = calloc((size_t)reps, sizeof(double)), *t_key = calloc((size_t)reps, sizeof(double));
     double *t_full = calloc((size_t)reps, sizeof(double)), *t_gen = calloc((size_t)reps, sizeof(double));
-    if (!ids || !probs || !t_pred || !t_key || !t_full || !t_gen) {
+    double *t_inside = calloc((size_t)reps, sizeof(double));
+    float *lens = malloc(sizeof(float) * (size_t)V * (size_t)(cfg->n_layer + 1));
+    if (!ids || !probs || !t_pred || !t_key || !t_full || !t_gen || !t_inside || !lens) {
         ps_error_set(&err, PS_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -172,6 +177,17 @@ static int bench_predict(const char *preset, const ps_config *cfg, long reps, in
         ps_softmax(probs, ps_model_logits(m, 0, np - 1), V, 1.0f);
         t_full[r] = (now_s() - t0) * 1e3;
 
+        /* what the Inside pane computes: the forward that keeps every
+         * activation (attention patterns are read from it), the logit lens
+         * and the top token's attribution */
+        t0 = now_s();
+        ps_attribution at;
+        if (ps_model_forward(m, ids, 1, np, &err) || ps_probe_lens(m, 0, np - 1, lens, &err) ||
+            ps_probe_attribute(m, 0, np - 1, argmax(ps_model_logits(m, 0, np - 1), V), &at, &err))
+            goto done;
+        ps_attribution_clear(&at);
+        t_inside[r] = (now_s() - t0) * 1e3;
+
         /* generation as `generate` does it: greedy, the window of the last
          * n_ctx tokens, the prompt's cache ready when the clock starts */
         if (ps_infer_prompt(inf, ids, np, &err))
@@ -188,17 +204,18 @@ static int bench_predict(const char *preset, const ps_config *cfg, long reps, in
     }
     double pred = median(t_pred, (int)reps), key = median(t_key, (int)reps);
     double full = median(t_full, (int)reps), gen = median(t_gen, (int)reps);
+    double in_ms = median(t_inside, (int)reps);
     double loadavg[1] = {-1};
     if (getloadavg(loadavg, 1) < 1)
         loadavg[0] = -1;
     if (json) {
         printf("{\"preset\": \"%s\", \"layers\": %d, \"heads\": %d, \"embd\": %d, \"vocab\": %d, \"ctx\": %d, "
                "\"threads\": %d, \"params\": %zu, \"repeats\": %ld, \"prompt_tokens\": %d, \"gen_tokens\": %d, "
-               "\"predict_ms\": %.3f, \"keystroke_ms\": %.3f, \"forward_predict_ms\": %.3f, "
+               "\"predict_ms\": %.3f, \"keystroke_ms\": %.3f, \"forward_predict_ms\": %.3f, \"inside_ms\": %.3f, "
                "\"gen_tokens_per_s\": %.2f, \"cache_mb\": %.1f, \"peak_rss_mb\": %.1f, \"load_average\": %.2f, "
                "\"blis_arch\": \"%s\", \"blis_arch_reason\": \"%s\"}\n",
                preset, cfg->n_layer, cfg->n_head, cfg->n_embd, V, cfg->n_ctx, ps_blas_threads(),
-               m->n_floats, reps, np, PREDICT_GEN, pred, key, full, gen, ps_infer_bytes(inf) / 1048576.0,
+               m->n_floats, reps, np, PREDICT_GEN, pred, key, full, in_ms, gen, ps_infer_bytes(inf) / 1048576.0,
                peak_rss_mb(), loadavg[0], ps_blas_arch(), ps_blas_arch_reason());
     } else {
         printf("paramscope bench --predict: %s — %d layers, %d heads, n_embd %d, vocab %d, n_ctx %d\n",
@@ -209,6 +226,8 @@ static int bench_predict(const char *preset, const ps_config *cfg, long reps, in
         printf("  predict          %9.2f ms   (empty cache)\n", pred);
         printf("  keystroke        %9.2f ms   (one more token, the prompt cached)\n", key);
         printf("  training forward %9.2f ms   (the same prompt without the cache)\n", full);
+        printf("  inside views     %9.2f ms   (forward with activations + logit lens + attribution, %.2f x predict)\n",
+               in_ms, pred > 0 ? in_ms / pred : 0);
         printf("  generation       %9.1f tokens/s (%d tokens after the prompt)\n", gen, PREDICT_GEN);
         printf("  cache + scratch  %9.1f MB\n", ps_infer_bytes(inf) / 1048576.0);
         printf("  peak memory      %9.0f MB\n", peak_rss_mb());
@@ -226,6 +245,8 @@ done:
     free(t_key);
     free(t_full);
     free(t_gen);
+    free(t_inside);
+    free(lens);
     return status;
 }
 
@@ -326,7 +347,7 @@ int ps_cmd_bench(int argc, char **argv)
         return PS_EXIT_USAGE;
     }
     if (predict)
-        return bench_predict(preset, &cfg, steps, json);
+        return bench_predict(preset, &cfg, overT > 0 ? (int)overT : PREDICT_PROMPT, steps, json);
 
     ps_model *m = NULL;
     ps_trainer *tr = NULL;

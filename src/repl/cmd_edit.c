@@ -16,6 +16,7 @@
 
 #include "paramscope/sample.h"
 #include "repl/addr.h"
+#include "paramscope/model_file.h"
 #include "repl/command.h"
 
 #define GROUP "Changing parameters"
@@ -70,14 +71,19 @@ static void describe(const target *t, char *buf, size_t size)
         snprintf(buf + len, size - len, ")");
 }
 
-/* A number for a float parameter: finite doubles beyond float32 are refused
- * rather than turned into infinity (typing inf says that on purpose). */
+/* A number for a float parameter.  Parameters are kept finite (the journal
+ * refuses an edit that would make a value NaN or infinite, see perturb.h),
+ * so inf is refused here, with the same words as NaN, and finite doubles
+ * beyond float32 rather than turned into infinity. */
 static int parse_float(const char *text, const char *what, float *v, ps_out *out)
 {
     double d = 0;
     if (ps_parse_double(text, what, &d, out))
         return out->err.code;
-    if (isfinite(d) && !isfinite((float)d))
+    if (isinf(d))
+        return ps_fail(out, PS_ERR_RANGE, "%s: '%s' is infinite; parameters are kept finite "
+                       "(NaN and infinities are refused)", what, text);
+    if (!isfinite((float)d))
         return ps_fail(out, PS_ERR_RANGE, "%s: %s is beyond float32's range (about +-3.4e38)",
                        what, text);
     *v = (float)d;
@@ -89,6 +95,7 @@ static int apply(ps_session *s, const target *t, ps_edit *e, const char *label,
                  ps_perturb_result *res, ps_out *out)
 {
     e->label = label;
+    e->keep_finite = 1;       /* NaN and inf are refused, also as results */
     return ps_perturb_edit(s->journal, t->reg, t->n, e, res, &out->err);
 }
 
@@ -115,7 +122,7 @@ static int cmd_assign(ps_session *s, int argc, char **argv, ps_out *out)
     if (rc || (rc = parse_float(value, "VALUE", &x, out)))
         return rc;
     float old = *addr_region_at(&t.v.regions[0], 0, 0);
-    char label[PS_PERTURB_NAME_MAX], what[512];
+    char label[PS_PERTURB_NAME_MAX], what[ADDR_NAME_MAX + 256];
     snprintf(label, sizeof label, "%s = %g", t.v.name, (double)x);
     ps_edit e = {.op = PS_PERTURB_OP_SET, .value = x};
     ps_perturb_result res;
@@ -139,7 +146,7 @@ static int edit_by(ps_session *s, char **argv, ps_out *out, ps_perturb_op op)
     int rc = parse_target(s, argv[0], &t, out);
     if (rc || (rc = parse_float(argv[1], scale ? "scale: FACTOR" : "add: VALUE", &x, out)))
         return rc;
-    char label[PS_PERTURB_NAME_MAX], what[512];
+    char label[PS_PERTURB_NAME_MAX], what[ADDR_NAME_MAX + 256];
     snprintf(label, sizeof label, "%s %s %g", scale ? "scale" : "add", t.v.name, (double)x);
     ps_edit e = {.op = op, .value = x};
     ps_perturb_result res;
@@ -185,7 +192,7 @@ static int cmd_noise(ps_session *s, int argc, char **argv, ps_out *out)
     } else {
         seed = ps_rng_u64(&rng) % 1000000;   /* short enough to read and retype */
     }
-    char label[PS_PERTURB_NAME_MAX], what[512];
+    char label[PS_PERTURB_NAME_MAX], what[ADDR_NAME_MAX + 256];
     snprintf(label, sizeof label, "noise %s %g seed %llu", t.v.name, (double)sigma,
              (unsigned long long)seed);
     ps_edit e = {.op = PS_PERTURB_OP_NOISE, .value = sigma, .seed = seed};
@@ -206,7 +213,7 @@ static int cmd_zero(ps_session *s, int argc, char **argv, ps_out *out)
     int rc = parse_target(s, argv[0], &t, out);
     if (rc)
         return rc;
-    char label[PS_PERTURB_NAME_MAX], what[512];
+    char label[PS_PERTURB_NAME_MAX], what[ADDR_NAME_MAX + 256];
     snprintf(label, sizeof label, "zero %s", t.v.name);
     ps_edit e = {.op = PS_PERTURB_OP_ZERO};
     ps_perturb_result res;
@@ -237,7 +244,7 @@ static int cmd_prune(ps_session *s, int argc, char **argv, ps_out *out)
         return out->err.code;
     if (!(pct >= 0 && pct <= 100))
         return ps_fail(out, PS_ERR_RANGE, "prune: PERCENT %s is not in [0, 100]", argv[1]);
-    char label[PS_PERTURB_NAME_MAX], what[512], a[32];
+    char label[PS_PERTURB_NAME_MAX], what[ADDR_NAME_MAX + 256], a[32];
     snprintf(label, sizeof label, "prune %s %g%%", t.v.name, pct);
     ps_edit e = {.op = PS_PERTURB_OP_PRUNE, .percent = pct};
     ps_perturb_result res;
@@ -259,7 +266,7 @@ static int cmd_quantize(ps_session *s, int argc, char **argv, ps_out *out)
         return rc;
     if (ps_parse_long(argv[1], "quantize: BITS", 2, 16, &bits, out))
         return out->err.code;
-    char label[PS_PERTURB_NAME_MAX], what[512], q[32], f32[32];
+    char label[PS_PERTURB_NAME_MAX], what[ADDR_NAME_MAX + 256], q[32], f32[32];
     snprintf(label, sizeof label, "quantize %s %ld bits", t.v.name, bits);
     ps_edit e = {.op = PS_PERTURB_OP_QUANTIZE, .bits = (int)bits};
     ps_perturb_result res;
@@ -404,7 +411,7 @@ static int reset_view(ps_session *s, const target *t, ps_out *out)
                 differ += memcmp(&vals[k], now, sizeof(float)) != 0;
             }
     }
-    char what[512];
+    char what[ADDR_NAME_MAX + 256];
     describe(t, what, sizeof what);
     if (differ == 0) {
         free(vals);
@@ -429,7 +436,10 @@ static int cmd_reset(ps_session *s, int argc, char **argv, ps_out *out)
 {
     ps_perturb_result res;
     char n[32];
-    int rc;
+    ps_error why;
+    int rc = ps_model_file_check(s->lm.model, &why);
+    if (rc)
+        return ps_fail(out, rc, "reset: %s; the values not yet edited are no longer the file's", why.msg);
     if (argc == 0) {
         ps_model *m = s->lm.model;
         ps_param_diff *d = malloc(sizeof *d * (size_t)m->n_params);
@@ -457,7 +467,7 @@ static int cmd_reset(ps_session *s, int argc, char **argv, ps_out *out)
     rc = ps_perturb_reset_param(s->journal, t.v.regions[0].param, &res, &out->err);
     if (rc)
         return rc;
-    char what[512];
+    char what[ADDR_NAME_MAX + 256];
     describe(&t, what, sizeof what);
     if (!res.recorded)
         fprintf(out->f, "%s already has the file's values\n", what);
@@ -529,6 +539,16 @@ static void diff_predictions(ps_session *s, const ps_param_diff *d, int nd, ps_o
         ps_prediction_free(&now);
         return;
     }
+    if (now.n_nonfinite || file.n_nonfinite) {
+        char msg[256];
+        const ps_prediction *bad = now.n_nonfinite ? &now : &file;
+        ps_prediction_nonfinite_msg(bad, msg, sizeof msg);
+        fprintf(f, "(predictions not compared: with the %s values %s)\n",
+                now.n_nonfinite ? "current" : "file's", msg);
+        ps_prediction_free(&now);
+        ps_prediction_free(&file);
+        return;
+    }
     /* The tokens on top now, then those on top before that dropped out. */
     int ids[2 * DIFF_TOP_MAX], n = 0;
     for (int i = 0; i < now.k; i++)
@@ -541,21 +561,23 @@ static void diff_predictions(ps_session *s, const ps_param_diff *d, int nd, ps_o
             ids[n++] = file.top[i];
     }
     int V = s->lm.model->cfg.vocab_size, tok_w = 10;
+    char shown[2 * DIFF_TOP_MAX][128];        /* control bytes escaped */
     for (int i = 0; i < n; i++) {
         const char *t = ps_tokenizer_token(s->lm.tok, ids[i]);
-        int w = t ? (int)strlen(t) : 3;
+        ps_escape(t ? t : "<?>", t ? strlen(t) : 3, 0, shown[i], sizeof shown[i]);
+        int w = (int)strlen(shown[i]);
         tok_w = w > tok_w && w <= 24 ? w : tok_w;
     }
     double tv = 0;
     for (int i = 0; i < V; i++)
         tv += fabs((double)now.probs[i] - (double)file.probs[i]);
-    fprintf(f, "next token after \"%s\": %.1f%% of the probability moved\n", s->prompt,
-            50.0 * tv);
+    fputs("next token after \"", f);
+    ps_put_token(f, s->prompt);
+    fprintf(f, "\": %.1f%% of the probability moved\n", 50.0 * tv);
     fprintf(f, "  %-*s %8s %8s %8s\n", tok_w, "token", "now", "file", "change");
     for (int i = 0; i < n; i++) {
-        const char *t = ps_tokenizer_token(s->lm.tok, ids[i]);
         double pn = 100.0 * now.probs[ids[i]], pf = 100.0 * file.probs[ids[i]];
-        fprintf(f, "  %-*s %7.2f%% %7.2f%% %+8.2f%s\n", tok_w, t ? t : "<?>", pn, pf, pn - pf,
+        fprintf(f, "  %-*s %7.2f%% %7.2f%% %+8.2f%s\n", tok_w, shown[i], pn, pf, pn - pf,
                 i >= now.k ? "  (top before)" : "");
     }
     ps_prediction_free(&now);
@@ -565,6 +587,9 @@ static void diff_predictions(ps_session *s, const ps_param_diff *d, int nd, ps_o
 static int cmd_diff(ps_session *s, int argc, char **argv, ps_out *out)
 {
     ps_model *m = s->lm.model;
+    ps_error why;
+    if (ps_model_file_check(m, &why))
+        return ps_fail(out, PS_ERR_STATE, "diff: %s; what is unedited may differ from what was loaded", why.msg);
     ps_param_diff *d = malloc(sizeof *d * (size_t)m->n_params);
     int nd = 0;
     if (!d)
@@ -652,7 +677,9 @@ const ps_command ps_cmds_edit[] = {
     {"=", "ADDR = VALUE", "set one value, or every value of ADDR",
      "ADDR = VALUE writes VALUE into every value ADDR covers:\n"
      "  h.0.attn.c_attn.weight[3,17] = 0.5     wte[\"sky\"] = 0     h.0.attn.q[2] = 0\n"
-     "`undo` gives the old values back.\n",
+     "`undo` gives the old values back.  Parameters are kept finite: NaN and\n"
+     "infinities are refused, here and as the result of scale, add and noise\n"
+     "(an edit that would overflow float32 changes nothing and says where).\n",
      GROUP, PS_COMPLETE_ADDR, 2, 3, PS_CMD_EDITS, cmd_assign},
     {"scale", "ADDR FACTOR", "multiply the values at ADDR by FACTOR",
      "Multiplies every value at ADDR by FACTOR (in float32); scale by 0 to\n"

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "paramscope/fileio.h"
 #include "paramscope/stats.h"
 #include "repl/addr.h"
 #include "repl/command.h"
@@ -544,9 +545,10 @@ static int cmd_count(ps_session *s, int argc, char **argv, ps_out *out)
     fprintf(f, "%-18s %13s %11s %13s  %6s\n", "by kind", "weights", "biases", "total", "share");
     for (int k = 0; k < 4; k++)
         count_row(f, kind_name[k], kind[k], total, 1);
-    char n[32], h[16], b[32];
-    fprintf(f, "total: %s parameters (%s), %s as float32\n", ps_fmt_count(total, n, sizeof n),
-            ps_fmt_human((double)total, h, sizeof h), ps_fmt_bytes(4.0 * (double)total, b, sizeof b));
+    char n[32], h[16], nb[32], b[32];
+    fprintf(f, "total: %s parameters (%s), %s bytes (%s) as float32\n", ps_fmt_count(total, n, sizeof n),
+            ps_fmt_human((double)total, h, sizeof h), ps_fmt_count(4 * total, nb, sizeof nb),
+            ps_fmt_bytes(4.0 * (double)total, b, sizeof b));
     fputs("(LayerNorm gains count as weights; the output layer reuses wte.weight, so it\n"
           "adds nothing)\n", f);
 
@@ -909,49 +911,30 @@ static int cmd_export(ps_session *s, int argc, char **argv, ps_out *out)
                        "export: %s spans %d tensors; export one of them at a time, e.g. %s",
                        v.name, v.n_regions, where);
     }
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp)
-        return ps_fail(out, PS_ERR_NOMEM, "export: out of memory");
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = ps_fail(out, PS_ERR_IO, "%s: cannot create a file there: %s", path, strerror(errno));
-        free(tmp);
+    /* written whole under a temporary name, then renamed over path; only a
+     * regular file or a new name is replaced (see fileio.h) */
+    ps_atomic_file af;
+    if ((rc = ps_atomic_open(&af, path, &out->err)) < 0)
         return rc;
-    }
-    /* mkstemp makes the file 0600: keep an existing file's mode, else 0644
-     * (reading the umask would change it process-wide for a moment). */
-    struct stat st;
-    mode_t mode = 0644;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-        mode = st.st_mode & 07777;
-    FILE *fp = fchmod(fd, mode) == 0 ? fdopen(fd, "wb") : NULL;
+    int dfd = dup(af.fd);
+    FILE *fp = dfd >= 0 ? fdopen(dfd, "wb") : NULL;
     if (!fp) {
-        close(fd);
+        if (dfd >= 0)
+            close(dfd);
         rc = ps_fail(out, PS_ERR_IO, "%s: %s", path, strerror(errno));
         goto fail;
     }
     int werr = npy ? write_npy(fp, &v) : write_csv(fp, &v);
-    if (!werr && fflush(fp) == 0 && fsync(fileno(fp)) == 0) {
-        if (fclose(fp) != 0) {
-            fp = NULL;
-            werr = -1;
-        } else {
-            fp = NULL;
-        }
-    } else {
-        werr = -1;
-    }
+    werr |= fflush(fp) != 0;
+    int saved = errno;
+    werr |= fclose(fp) != 0;
     if (werr) {
-        rc = ps_fail(out, PS_ERR_IO, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
+        rc = ps_fail(out, PS_ERR_IO, "%s: write failed: %s", path, strerror(saved ? saved : EIO));
         goto fail;
     }
-    if (rename(tmp, path) != 0) {
-        rc = ps_fail(out, PS_ERR_IO, "%s: cannot replace it: %s", path, strerror(errno));
+    if ((rc = ps_atomic_commit(&af, 0, &out->err)) < 0)
         goto fail;
-    }
-    free(tmp);
+    ps_atomic_abort(&af);
     char dims[64], n[32];
     view_dims(&v, dims, sizeof dims);
     fprintf(out->f, "wrote %s%s%s (%s value%s) to %s\n", v.name, dims[0] ? " " : "", dims,
@@ -959,10 +942,7 @@ static int cmd_export(ps_session *s, int argc, char **argv, ps_out *out)
             path);
     return PS_OK;
 fail:
-    if (fp)
-        fclose(fp);
-    unlink(tmp);
-    free(tmp);
+    ps_atomic_abort(&af);
     return rc;
 }
 

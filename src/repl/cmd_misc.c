@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paramscope/fileio.h"
 #include "repl/repl.h"
 #include "repl/train_state.h"
 
@@ -12,13 +13,17 @@ static int cmd_save(ps_session *s, int argc, char **argv, ps_out *out)
     int rc = PS_OK;
     for (int i = 0; i < s->lm.meta.n && !rc; i++)
         rc = ps_meta_set(&meta, s->lm.meta.keys[i], s->lm.meta.vals[i]);
+    /* with a run in progress, its optimizer state is saved beside the model
+     * (FILE.state), so that `paramscope train --resume FILE` continues it */
     if (!rc && s->trainer)
         rc = ps_train_state_to_meta(s->trainer, &meta, &out->err);
-    if (!rc)
+    if (!rc && s->trainer)
+        rc = ps_train_save_run(s->trainer, s->lm.tok, &meta, argv[0], &out->err);
+    else if (!rc)
         rc = ps_model_save(s->lm.model, s->lm.tok, &meta, argv[0], &out->err);
     ps_meta_free(&meta);
     if (rc)
-        return out->err.code ? out->err.code : ps_fail(out, rc, "%s: out of memory", argv[0]);
+        return out->err.code ? out->err.code : ps_fail(out, rc, "%s: out of memory while saving it", argv[0]);
     fprintf(out->f, "saved %s (%zu parameters)\n", argv[0], s->lm.model->n_values);
     return PS_OK;
 }
@@ -38,14 +43,24 @@ static int cmd_source(ps_session *s, int argc, char **argv, ps_out *out)
 {
     if (s->depth >= 16)
         return ps_fail(out, PS_ERR_RANGE, "source %s: nested 16 deep; is a file sourcing itself?", argv[0]);
-    FILE *f = fopen(argv[0], "r");
-    if (!f)
-        return ps_fail(out, PS_ERR_IO, "%s: cannot open: %s", argv[0], strerror(errno));
+    /* read whole first: a FIFO, a device or a folder is refused at once and
+     * a huge file is refused by its size, instead of blocking or reading on */
+    char *text = NULL;
+    size_t len = 0;
+    int rc = ps_file_read_all(argv[0], PS_SCRIPT_MAX, "a script", &text, &len, &out->err);
+    if (rc)
+        return rc;
+    FILE *f = len ? fmemopen(text, len, "r") : fopen("/dev/null", "r");
+    if (!f) {
+        free(text);
+        return ps_fail(out, PS_ERR_NOMEM, "%s: out of memory while reading it", argv[0]);
+    }
     ps_repl_opts o = {.bail = 0, .echo = 0};
     s->depth++;
     int failed = ps_repl_run_stream(s, f, argv[0], &o, out);
     s->depth--;
     fclose(f);
+    free(text);
     if (failed)
         return ps_fail(out, PS_ERR_INVALID, "%s: %d command%s failed", argv[0], failed, failed == 1 ? "" : "s");
     return PS_OK;
@@ -100,9 +115,14 @@ static int cmd_quit(ps_session *s, int argc, char **argv, ps_out *out)
 const ps_command ps_cmds_misc[] = {
     {"save", "FILE", "save the model as it is now (atomically)",
      "Writes the parameters, the vocabulary and the metadata to FILE through a\n"
-     "temporary file in the same folder, so a failure leaves any old FILE intact.\n",
+     "temporary file in the same folder, so a failure leaves any old FILE intact.\n"
+     "Only a regular file or a new name is replaced (never a device, a FIFO or a\n"
+     "folder).  After training, FILE.state (the optimizer's moments and the data\n"
+     "position) is saved with it, so that `paramscope train --resume FILE` goes on.\n",
      "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_save},
-    {"load", "FILE", "open another model file (or a GPT-2 folder)", "",
+    {"load", "FILE", "open another model file (or a GPT-2 folder)",
+     "A regular file (or a folder of a GPT-2 checkpoint) only: a FIFO or a device is\n"
+     "refused at once.  On failure the current model stays.\n",
      "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_load},
     {"source", "FILE", "run the commands in FILE", "Errors are reported as FILE:LINE: message.\n",
      "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_source},

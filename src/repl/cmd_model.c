@@ -234,7 +234,7 @@ int ps_cmd_generate(int argc, char **argv)
         goto done;
     ctx = malloc(sizeof(int) * (size_t)(toks.n + n));
     if (!ctx) {
-        ps_error_set(&err, PS_ERR_NOMEM, "out of memory");
+        ps_error_set(&err, PS_ERR_NOMEM, "out of memory while generating");
         goto done;
     }
     memcpy(ctx, toks.ids, sizeof(int) * (size_t)toks.n);
@@ -247,6 +247,15 @@ int ps_cmd_generate(int argc, char **argv)
     for (long i = 0; i < n && !rc; i++) {
         int first = len > n_ctx ? len - n_ctx : 0;
         rc = ps_infer_prompt(inf, ctx + first, len - first, &err);
+        /* no token from logits that are not numbers: a softmax of NaN
+         * picks one at random */
+        char at[48], msg[256];
+        int V = l.model->cfg.vocab_size;
+        int bad = rc ? 0 : ps_logits_check(inf, ps_infer_logits(inf), V, at, sizeof at);
+        if (bad) {
+            ps_nonfinite_msg(bad, V, at, msg, sizeof msg);
+            rc = ps_error_set(&err, PS_ERR_NUMERIC, "after %ld tokens, %s; no token can be sampled", i, msg);
+        }
         if (!rc)
             ctx[len++] = ps_sample(&s, ps_infer_logits(inf));
     }
@@ -255,10 +264,11 @@ int ps_cmd_generate(int argc, char **argv)
         goto done;
     char *out = ps_tokenizer_decode(l.tok, ctx, len);
     if (!out) {
-        ps_error_set(&err, PS_ERR_NOMEM, "out of memory");
+        ps_error_set(&err, PS_ERR_NOMEM, "out of memory while generating");
         goto done;
     }
-    puts(out);
+    ps_put_token(stdout, out);
+    putchar('\n');
     free(out);
     fprintf(stderr, "(seed %ld, temperature %g, top-k %ld, top-p %g)\n", seed, temp, topk, topp);
     status = PS_EXIT_OK;
@@ -349,7 +359,7 @@ int ps_cmd_info(int argc, char **argv)
             json_t *t = json_object(), *shape = json_array();
             for (int d = 0; d < p->ndim; d++)
                 json_array_append_new(shape, json_integer(p->shape[d]));
-            json_object_set_new(t, "name", json_string(p->name));
+            json_object_set_new(t, "name", ps_json_text(p->name));
             json_object_set_new(t, "shape", shape);
             json_object_set_new(t, "count", json_integer((json_int_t)p->numel));
             json_object_set_new(t, "mean", json_real(st.mean));
@@ -357,8 +367,8 @@ int ps_cmd_info(int argc, char **argv)
             json_array_append_new(tensors, t);
         }
         for (int i = 0; i < l.meta.n; i++)
-            json_object_set_new(meta, l.meta.keys[i], json_string(l.meta.vals[i]));
-        json_object_set_new(root, "path", json_string(l.path));
+            json_object_set_new(meta, l.meta.keys[i], ps_json_text(l.meta.vals[i]));
+        json_object_set_new(root, "path", ps_json_text(l.path));
         json_object_set_new(root, "config", cfg);
         json_object_set_new(root, "tokenizer", json_string(ps_tokenizer_kind_name(l.tok)));
         json_object_set_new(root, "params", json_integer((json_int_t)m->n_values));
@@ -377,8 +387,12 @@ int ps_cmd_info(int argc, char **argv)
                ps_tokenizer_kind_name(l.tok));
         printf("parameters   %zu\n", m->n_values);
         printf("on disk      %lld bytes (%.2f MB)\n", l.file_bytes, l.file_bytes / 1e6);
-        for (int i = 0; i < l.meta.n; i++)
-            printf("%-12s %s\n", l.meta.keys[i], l.meta.vals[i]);
+        /* metadata is the file's text: control bytes shown escaped */
+        for (int i = 0; i < l.meta.n; i++) {
+            char kb[128], vb[1024];
+            printf("%-12s %s\n", ps_printable(l.meta.keys[i], kb, sizeof kb),
+                   ps_printable(l.meta.vals[i], vb, sizeof vb));
+        }
         printf("\n%-28s %-12s %10s %12s %12s\n", "tensor", "shape", "count", "mean", "std");
         for (int i = 0; i < m->n_params; i++) {
             const ps_param *p = &m->params[i];
@@ -488,6 +502,14 @@ int ps_cmd_eval(int argc, char **argv)
             status = PS_EXIT_FAIL;
             break;
         }
+        if (!isfinite(loss)) {
+            char at[48];
+            ps_model_find_nonfinite(l.model, at, sizeof at);
+            fprintf(stderr, "paramscope eval: %s: the loss is not finite (%g)%s%s; no loss or perplexity to show\n",
+                    data, (double)loss, at[0] ? ", the first non-finite value appears in " : "", at);
+            status = PS_EXIT_FAIL;
+            break;
+        }
         sum += (double)loss * nb * len;
         counted += (size_t)nb * len;
         w -= (size_t)B - (size_t)nb;   /* advance by the windows actually used */
@@ -499,9 +521,13 @@ int ps_cmd_eval(int argc, char **argv)
     if (status == PS_EXIT_OK) {
         double mean = sum / (double)counted;
         if (o.json) {
-            json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f}", "model", l.path, "data", data,
-                                  "tokens", (json_int_t)counted, "unknown", (json_int_t)corp->n_unknown,
-                                  "loss", mean, "perplexity", exp(mean));
+            json_t *j = json_object();
+            json_object_set_new(j, "model", ps_json_text(l.path));
+            json_object_set_new(j, "data", ps_json_text(data));
+            json_object_set_new(j, "tokens", json_integer((json_int_t)counted));
+            json_object_set_new(j, "unknown", json_integer((json_int_t)corp->n_unknown));
+            json_object_set_new(j, "loss", ps_json_number(mean));
+            json_object_set_new(j, "perplexity", ps_json_number(exp(mean)));
             char *js = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
             if (js)
                 puts(js);

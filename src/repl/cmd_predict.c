@@ -17,16 +17,23 @@ static int cmd_predict(ps_session *s, int argc, char **argv, ps_out *out)
     int rc = ps_predict(&p, s->lm.model, s->lm.tok, text, s->set.temperature, s->set.top, &out->err);
     if (rc)
         return rc;
-    char *keep = strdup(text);
-    if (keep) {
-        free(s->prompt);
-        s->prompt = keep;
+    if (text != s->prompt) {
+        /* text may be s->prompt itself (a bare `predict`): replace it only
+         * when it is new, so that text stays valid below */
+        char *keep = strdup(text);
+        if (keep) {
+            free(s->prompt);
+            s->prompt = keep;
+            text = keep;
+        }
     }
     int same = s->baseline && s->baseline_prompt && !strcmp(s->baseline_prompt, text);
     ps_print_prediction(out->f, &p, s->lm.tok, same ? s->baseline : NULL, out->utf8);
-    if (s->baseline && !same)
-        fprintf(out->f, "(the baseline is for \"%s\"; run `baseline` to compare with this prompt)\n",
-                s->baseline_prompt);
+    if (s->baseline && !same) {
+        fputs("(the baseline is for \"", out->f);
+        ps_put_token(out->f, s->baseline_prompt);
+        fputs("\"; run `baseline` to compare with this prompt)\n", out->f);
+    }
     ps_prediction_free(&p);
     return PS_OK;
 }
@@ -40,6 +47,12 @@ static int cmd_baseline(ps_session *s, int argc, char **argv, ps_out *out)
     int rc = ps_predict(&p, s->lm.model, s->lm.tok, text, s->set.temperature, 1, &out->err);
     if (rc)
         return rc;
+    if (p.n_nonfinite) {
+        char msg[256];
+        ps_prediction_nonfinite_msg(&p, msg, sizeof msg);
+        ps_prediction_free(&p);
+        return ps_fail(out, PS_ERR_NUMERIC, "baseline: %s; nothing to compare with", msg);
+    }
     char *prompt = strdup(text);
     if (!prompt) {
         ps_prediction_free(&p);
@@ -52,9 +65,11 @@ static int cmd_baseline(ps_session *s, int argc, char **argv, ps_out *out)
     s->baseline_prompt = prompt;
     if (!s->prompt || strcmp(s->prompt, text)) {
         free(s->prompt);
-        s->prompt = strdup(text);
+        s->prompt = strdup(prompt);
     }
-    fprintf(out->f, "baseline: the predictions for \"%s\" as they are now; `predict` shows changes against them\n", text);
+    fputs("baseline: the predictions for \"", out->f);
+    ps_put_token(out->f, prompt);
+    fputs("\" as they are now; `predict` shows changes against them\n", out->f);
     ps_prediction_free(&p);
     return PS_OK;
 }
@@ -66,8 +81,8 @@ static int cmd_generate(ps_session *s, int argc, char **argv, ps_out *out)
     long n = strtol(arg, &end, 10);
     if (end == arg || (*end && *end != ' ' && *end != '\t') || n < 0 || n > 100000)
         return ps_fail(out, PS_ERR_INVALID, "usage: generate N [TEXT] (N: tokens to add, 0 to 100000)");
-    while (*end == ' ' || *end == '\t')
-        end++;
+    if (*end == ' ' || *end == '\t')
+        end++;                            /* one blank; the text as typed */
     const char *text = *end ? end : s->prompt;
     if (!text)
         return ps_fail(out, PS_ERR_INVALID, "generate: no text given and no earlier prompt");
@@ -95,6 +110,13 @@ static int cmd_generate(ps_session *s, int argc, char **argv, ps_out *out)
     for (long i = 0; i < n && !rc && !s->interrupt; i++) {
         int first = len > n_ctx ? len - n_ctx : 0;
         rc = ps_infer_prompt(inf, ctx + first, len - first, &out->err);
+        char at[48], msg[256];
+        int V = s->lm.model->cfg.vocab_size, bad = 0;
+        if (!rc && (bad = ps_logits_check(inf, ps_infer_logits(inf), V, at, sizeof at))) {
+            ps_nonfinite_msg(bad, V, at, msg, sizeof msg);
+            rc = ps_fail(out, PS_ERR_NUMERIC, "generate: after %ld token%s, %s; no token can be sampled",
+                         i, i == 1 ? "" : "s", msg);
+        }
         if (!rc)
             ctx[len++] = ps_sample(&sm, ps_infer_logits(inf));
     }
@@ -106,7 +128,8 @@ static int cmd_generate(ps_session *s, int argc, char **argv, ps_out *out)
         rc = ps_fail(out, PS_ERR_NOMEM, "out of memory");
         goto done;
     }
-    fprintf(out->f, "%s\n(seed %llu, temperature %g, top-k %d, top-p %g%s)\n", txt,
+    ps_put_token(out->f, txt);
+    fprintf(out->f, "\n(seed %llu, temperature %g, top-k %d, top-p %g%s)\n",
             (unsigned long long)s->set.seed, (double)s->set.temperature, s->set.top_k,
             (double)s->set.top_p, s->interrupt ? "; interrupted" : "");
     free(txt);
@@ -184,7 +207,12 @@ const ps_command ps_cmds_predict[] = {
      "[word]?), then the `top` most likely next tokens with their probability,\n"
      "softmax(logits / temperature).  After `baseline`, each bar also shows its\n"
      "change in percentage points, signed: + up, - down, = unchanged.  Without\n"
-     "TEXT, repeats the last prompt.\n",
+     "TEXT, repeats the last prompt.  TEXT is everything after the one space\n"
+     "that follows `predict`, spaces included (\"Hello world \" ends in a space\n"
+     "token with GPT-2).  Control bytes in tokens print escaped (\\r, \\x1b).\n"
+     "When a logit is NaN or infinite there is no bar: the output says so and\n"
+     "names where the forward first had a non-finite value (embeddings, block\n"
+     "i's attention or MLP, ln_f or the LM head); generate and eval refuse.\n",
      "Predictions", PS_COMPLETE_NONE, 0, 1, PS_CMD_RAW, cmd_predict},
     {"baseline", "[TEXT]", "keep these predictions to compare changes with",
      "Keeps the whole next-token distribution of the last prompt (or TEXT) as it\n"

@@ -2,7 +2,6 @@
  * existing model, or resuming a saved run exactly. */
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,23 +74,6 @@ static const char *val_text(float v)
         return "-";
     snprintf(buf, sizeof buf, "%.4f", (double)v);
     return buf;
-}
-
-/* Fails early when the output's folder cannot take a file. */
-static int check_writable(const char *out, ps_error *err)
-{
-    char *copy = strdup(out);
-    if (!copy)
-        return ps_error_set(err, PS_ERR_NOMEM, "out of memory");
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s/.paramscope-probe-XXXXXX", dirname(copy));
-    free(copy);
-    int fd = mkstemp(probe);
-    if (fd < 0)
-        return ps_error_set(err, PS_ERR_IO, "%s: cannot write there: %s", out, strerror(errno));
-    close(fd);
-    unlink(probe);
-    return PS_OK;
 }
 
 typedef struct train_args {
@@ -209,7 +191,7 @@ int ps_cmd_train(int argc, char **argv)
         }
         a.data = data_path;
     }
-    if (ps_blas_init((int)a.threads, &err) || check_writable(out, &err))
+    if (ps_blas_init((int)a.threads, &err) || ps_train_check_target(out, &err))
         goto done;
 
     /* ---- the model and its vocabulary ---- */
@@ -244,8 +226,9 @@ int ps_cmd_train(int argc, char **argv)
         char mine[32];
         snprintf(mine, sizeof mine, "%016llx", ps_tokens_digest(corp->ids, corp->n));
         if (dg && strcmp(dg, mine)) {
+            char db[40];
             ps_error_set(&err, PS_ERR_INVALID, "%s was trained on other data than %s (digest %s, not %s)",
-                         a.resume, a.data, dg, mine);
+                         a.resume, a.data, ps_printable(dg, db, sizeof db), mine);
             goto done;
         }
     } else {
@@ -264,11 +247,18 @@ int ps_cmd_train(int argc, char **argv)
         tc.seed = (uint64_t)a.seed;
         tc.val_fraction = (float)a.val_fraction;
     }
-    if (ps_trainer_init(&tr, l.model, corp->ids, corp->n, &tc, &err))
+    /* a model whose file could not be read back (a header over the limit)
+     * is refused now, not after the training */
+    if (ps_model_check_savable(l.model, l.tok, &l.meta, out, &err))
         goto done;
+    if (ps_trainer_init(&tr, l.model, corp->ids, corp->n, &tc, &err)) {
+        if (err.code != PS_ERR_NOMEM)
+            ps_error_prefix(&err, "%s", a.data == data_path ? "the bundled corpus" : a.data);
+        goto done;
+    }
     if (a.resume) {
         status = PS_EXIT_FAIL;
-        if (ps_train_state_load(tr, a.resume, start_step, &err))
+        if (ps_train_state_load(tr, a.resume, start_step, ps_meta_get(&l.meta, "train.state_id"), &err))
             goto done;
         ps_trainer_set_rng_state(tr, rng);
     }
@@ -340,7 +330,7 @@ int ps_cmd_train(int argc, char **argv)
     }
     snprintf(buf, sizeof buf, "%.6f", (double)tr->loss);
     ps_meta_set(&l.meta, "train.loss", buf);
-    if (ps_model_save(l.model, l.tok, &l.meta, out, &err) || ps_train_state_save(tr, out, &err))
+    if (ps_train_save_run(tr, l.tok, &l.meta, out, &err))
         goto done;
     fprintf(stderr, "saved %s (step %ld, loss %.4f, validation loss %s, %.1f s)\n", out, tr->step,
             (double)tr->loss, val_text(val), now_s() - t0);

@@ -1,6 +1,7 @@
 /* Training from the prompt: one phase, one step, or a run, with what each
  * phase did printed so that people can follow learning as it happens. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,8 +42,11 @@ static void print_phase(ps_session *s, ps_phase ph, FILE *f)
         fprintf(f, "forward: %d sequences of %d tokens through %d layers (%.1f ms)\n", t->cfg.batch,
                 t->cfg.seq, m->cfg.n_layer, t->phase_ms[ph]);
         char *txt = ps_tokenizer_decode(s->lm.tok, t->inputs, t->cfg.seq < 12 ? t->cfg.seq : 12);
-        if (txt)
-            fprintf(f, "  the first sequence begins: %s ...\n", txt);
+        if (txt) {
+            fputs("  the first sequence begins: ", f);
+            ps_put_token(f, txt);
+            fputs(" ...\n", f);
+        }
         free(txt);
         break;
     }
@@ -57,8 +61,11 @@ static void print_phase(ps_session *s, ps_phase ph, FILE *f)
         fprintf(f, "loss: %.4f (perplexity %.2f); the right next token got probability %.3f on average (min %.3g, max %.3f)\n",
                 (double)t->loss, exp(t->loss), mean / BT, (double)lo, (double)hi);
         fputs("  first targets:", f);
-        for (int i = 0; i < 6 && i < BT; i++)
-            fprintf(f, " %s %.2f", ps_tokenizer_token(s->lm.tok, t->targets[i]), (double)t->target_probs[i]);
+        for (int i = 0; i < 6 && i < BT; i++) {
+            fputc(' ', f);
+            ps_put_token(f, ps_tokenizer_token(s->lm.tok, t->targets[i]));
+            fprintf(f, " %.2f", (double)t->target_probs[i]);
+        }
         fputc('\n', f);
         break;
     }
@@ -80,6 +87,27 @@ static void print_phase(ps_session *s, ps_phase ph, FILE *f)
     }
 }
 
+/* After a forward whose loss or logits were not finite: " (the first
+ * non-finite value appears in block 0 (attention))", from the activations
+ * the forward kept, or "" when they are finite (an earlier batch had it). */
+static void nonfinite_where(const ps_session *s, char *buf, size_t size)
+{
+    char at[48];
+    if (ps_model_find_nonfinite(s->lm.model, at, sizeof at))
+        snprintf(buf, size, " (the first non-finite value appears in %s)", at);
+    else if (size)
+        buf[0] = '\0';
+}
+
+/* A training step refused for a non-finite loss or gradient: the trainer's
+ * message, and where the forward first went non-finite. */
+static void print_abandoned(const ps_session *s, ps_out *out)
+{
+    char where[96];
+    nonfinite_where(s, where, sizeof where);
+    fprintf(out->f, "%s%s\n", out->err.msg, where);
+}
+
 static int cmd_train_phase(ps_session *s, int argc, char **argv, ps_out *out)
 {
     int rc = ensure_trainer(s, out);
@@ -88,7 +116,7 @@ static int cmd_train_phase(ps_session *s, int argc, char **argv, ps_out *out)
     ps_phase ran;
     rc = ps_trainer_phase(s->trainer, &ran, &out->err);
     if (rc == PS_ERR_NUMERIC) {
-        fprintf(out->f, "%s\n", out->err.msg);
+        print_abandoned(s, out);
         return PS_OK;
     }
     if (rc)
@@ -112,7 +140,11 @@ static int after_step(ps_session *s, ps_out *out)
             fputc('\n', out->f);
             return rc;
         }
-        fprintf(out->f, ", validation %.4f", (double)v);
+        char where[96] = "";
+        if (!isfinite(v))
+            nonfinite_where(s, where, sizeof where);
+        fprintf(out->f, isfinite(v) ? ", validation %.4f" : ", validation loss not finite (%g)%s",
+                (double)v, where);
     }
     fputc('\n', out->f);
     return PS_OK;
@@ -139,7 +171,7 @@ static int run_steps(ps_session *s, long n, ps_out *out)
         rc = ps_trainer_step(t, &out->err);
         ps_session_params_changed(s);
         if (rc == PS_ERR_NUMERIC) {
-            fprintf(out->f, "%s\n", out->err.msg);
+            print_abandoned(s, out);
             if (++abandoned < PS_MAX_ABANDONED)
                 continue;
             return ps_fail(out, PS_ERR_NUMERIC, "%d steps in a row had a non-finite loss or gradient: "
@@ -226,6 +258,40 @@ static void print_train_settings(const ps_session *s, FILE *f)
     fprintf(f, "seed          %llu\n", (unsigned long long)c->seed);
 }
 
+/* What an optimizer change did to the settings with per-optimizer defaults:
+ * " (weight-decay 0.1 -> 0, beta2 0.95 -> 0.999: Adam's defaults;
+ * weight-decay 0.05 stays, as set)". */
+static void describe_follow(const ps_optim_config *a, const ps_optim_config *b, char *buf, size_t size)
+{
+    static const struct { const char *name; unsigned bit; size_t off; } f[] = {
+        {"beta1", PS_OPTIM_SET_BETA1, offsetof(ps_optim_config, beta1)},
+        {"beta2", PS_OPTIM_SET_BETA2, offsetof(ps_optim_config, beta2)},
+        {"eps", PS_OPTIM_SET_EPS, offsetof(ps_optim_config, eps)},
+        {"weight-decay", PS_OPTIM_SET_WEIGHT_DECAY, offsetof(ps_optim_config, weight_decay)},
+    };
+    char moved[192] = "", kept[96] = "";
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        float x, y;
+        memcpy(&x, (const char *)a + f[i].off, sizeof x);
+        memcpy(&y, (const char *)b + f[i].off, sizeof y);
+        char *dst = (b->set & f[i].bit) ? kept : moved;
+        size_t cap = (b->set & f[i].bit) ? sizeof kept : sizeof moved, len = strlen(dst);
+        if (b->set & f[i].bit)
+            snprintf(dst + len, cap - len, "%s%s %g", len ? ", " : "", f[i].name, (double)y);
+        else if (x != y)
+            snprintf(dst + len, cap - len, "%s%s %g -> %g", len ? ", " : "", f[i].name, (double)x, (double)y);
+    }
+    if (!moved[0] && !kept[0])
+        return;
+    snprintf(buf, size, " (%s%s%s%s%s%s)", moved, moved[0] ? ": " : "",
+             moved[0] ? ps_optim_kind_name(b->kind) : "", moved[0] ? "'s defaults" : "",
+             moved[0] && kept[0] ? "; " : "", kept[0] ? kept : "");
+    if (kept[0]) {
+        size_t len = strlen(buf) - 1;    /* before the closing parenthesis */
+        snprintf(buf + len, size - len, " %s as set)", strchr(kept, ',') ? "stay" : "stays");
+    }
+}
+
 static int cmd_train_set(ps_session *s, int argc, char **argv, ps_out *out)
 {
     if (argc == 0) {
@@ -238,17 +304,23 @@ static int cmd_train_set(ps_session *s, int argc, char **argv, ps_out *out)
     const char *name = argv[0], *val = argv[1];
     double d = 0;
     long l = 0;
-    int numeric = strcmp(name, "optimizer") && strcmp(name, "schedule");
+    int follow = !strcmp(name, "weight-decay") && !strcmp(val, "default");
+    int numeric = strcmp(name, "optimizer") && strcmp(name, "schedule") && !follow;
     if (numeric && ps_parse_double(val, name, &d, out))
         return out->err.code;
+    char note[256] = "";
     if (!strcmp(name, "optimizer")) {
         int k = ps_optim_kind_parse(val);
         if (k < 0)
             return ps_fail(out, PS_ERR_INVALID, "optimizer: unknown '%s' (sgd, momentum, adam, adamw)", val);
-        float wd = c.optim.weight_decay;
-        c.optim = ps_optim_defaults((ps_optim_kind)k);
-        if (k == PS_OPTIM_KIND_ADAM || k == PS_OPTIM_KIND_ADAMW)
-            c.optim.weight_decay = wd;
+        ps_optim_config old = c.optim;
+        c.optim = ps_optim_with_kind(&old, (ps_optim_kind)k);
+        describe_follow(&old, &c.optim, note, sizeof note);
+    } else if (follow) {
+        c.optim.set &= ~(unsigned)PS_OPTIM_SET_WEIGHT_DECAY;
+        c.optim.weight_decay = ps_optim_defaults(c.optim.kind).weight_decay;
+        snprintf(note, sizeof note, " (%g, %s's; it follows the optimizer again)",
+                 (double)c.optim.weight_decay, ps_optim_kind_name(c.optim.kind));
     } else if (!strcmp(name, "schedule")) {
         int k = ps_sched_kind_parse(val);
         if (k < 0)
@@ -281,6 +353,7 @@ static int cmd_train_set(ps_session *s, int argc, char **argv, ps_out *out)
     } else if (!strcmp(name, "weight-decay")) {
         if (!(d >= 0 && d <= 10)) return ps_fail(out, PS_ERR_RANGE, "weight-decay: %g is not in [0, 10]", d);
         c.optim.weight_decay = (float)d;
+        c.optim.set |= PS_OPTIM_SET_WEIGHT_DECAY;   /* stays when the optimizer changes */
     } else if (!strcmp(name, "clip")) {
         if (!(d >= 0)) return ps_fail(out, PS_ERR_RANGE, "clip: %g is negative (0 turns clipping off)", d);
         c.clip = (float)d;
@@ -306,7 +379,7 @@ static int cmd_train_set(ps_session *s, int argc, char **argv, ps_out *out)
             return ps_fail(out, PS_ERR_RANGE, "seq: %d is not in [1, n_ctx %d]", c.seq, s->lm.model->cfg.n_ctx);
         s->tcfg = c;
     }
-    fprintf(out->f, "%s = %s\n", name, val);
+    fprintf(out->f, "%s = %s%s\n", name, val, note);
     return PS_OK;
 }
 
@@ -355,6 +428,13 @@ static int cmd_eval(ps_session *s, int argc, char **argv, ps_out *out)
     rc = ps_trainer_eval(s->trainer, 0, &v, &out->err);
     if (rc)
         return rc;
+    if (!isfinite(v)) {
+        char where[96];
+        nonfinite_where(s, where, sizeof where);
+        return ps_fail(out, PS_ERR_NUMERIC, "eval: the validation loss is not finite (%g)%s; "
+                       "no loss or perplexity to show", (double)v,
+                       where[0] ? where : " (in an earlier validation batch)");
+    }
     fprintf(out->f, "validation loss %.4f (perplexity %.2f) over %zu held-out tokens, at step %ld\n", (double)v,
             exp(v), s->trainer->n_tokens - s->trainer->n_train, s->trainer->step);
     return PS_OK;
@@ -368,7 +448,12 @@ const ps_command ps_cmds_train[] = {
     {"train set", "[NAME VALUE]", "show or change the training settings",
      "Without arguments, lists them.  NAME is one of: optimizer (sgd, momentum,\n"
      "adam, adamw), lr, schedule (constant, cosine, step), warmup, decay-steps,\n"
-     "min-lr, batch, seq, weight-decay, clip, eval-every, seed.\n",
+     "min-lr, batch, seq, weight-decay, clip, eval-every, seed.\n"
+     "Settings with per-optimizer defaults (weight-decay: 0.1 for adamw, 0\n"
+     "otherwise; beta2: 0.95 for adamw, 0.999 otherwise) follow the optimizer,\n"
+     "as `paramscope train --optimizer` gives them, unless set by hand; the\n"
+     "optimizer line says what changed.  `train set weight-decay default`\n"
+     "makes it follow the optimizer again.\n",
      "Training", PS_COMPLETE_TRAIN, 0, 2, 0, cmd_train_set},
     {"train phase", "", "run one phase: forward, loss, backward or update",
      "A training step is four phases.  forward runs the batch through the model;\n"

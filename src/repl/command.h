@@ -53,6 +53,7 @@ extern const ps_command ps_cmds_predict[];   /* cmd_predict.c */
 extern const ps_command ps_cmds_inspect[];   /* cmd_inspect.c */
 extern const ps_command ps_cmds_edit[];      /* cmd_edit.c */
 extern const ps_command ps_cmds_train[];     /* cmd_train_repl.c */
+extern const ps_command ps_cmds_inside[];    /* cmd_inside.c */
 extern const ps_command ps_cmds_misc[];      /* cmd_misc.c */
 
 /* Every command, in table order, for help, completion and docs. */

@@ -9,7 +9,7 @@
 #include "repl/command.h"
 
 static const ps_command *const groups[] = {
-    ps_cmds_predict, ps_cmds_inspect, ps_cmds_edit, ps_cmds_train, ps_cmds_misc,
+    ps_cmds_predict, ps_cmds_inside, ps_cmds_inspect, ps_cmds_edit, ps_cmds_train, ps_cmds_misc,
 };
 
 void ps_commands_each(ps_command_visit fn, void *ctx)
@@ -101,20 +101,16 @@ int ps_fail(ps_out *out, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    out->err.code = code;
-    vsnprintf(out->err.msg, sizeof out->err.msg, fmt, ap);
+    ps_error_vset(&out->err, code, fmt, ap);   /* escapes control bytes: one line */
     va_end(ap);
     return code;
 }
 
 int ps_parse_double(const char *text, const char *what, double *v, ps_out *out)
 {
-    char *end;
-    errno = 0;
-    double d = strtod(text, &end);
-    if (end == text || *end || errno == ERANGE || isnan(d))
-        return ps_fail(out, PS_ERR_INVALID, "%s: '%s' is not a number", what, text);
-    *v = d;
+    const char *why = ps_number_read(text, v);
+    if (why)
+        return ps_fail(out, PS_ERR_INVALID, "%s: '%s' %s", what, text, why);
     return PS_OK;
 }
 

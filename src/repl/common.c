@@ -2,7 +2,9 @@
  * end shows. */
 #include "repl/common.h"
 
+#include <errno.h>
 #include <langinfo.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,29 @@ void ps_loaded_close(ps_loaded *l)
 
 /* ---- predictions ---- */
 
+int ps_logits_check(ps_infer *inf, const float *logits, int V, char *at, size_t at_size)
+{
+    int bad = 0;
+    for (int i = 0; i < V; i++)
+        bad += !isfinite(logits[i]);
+    if (at_size)
+        at[0] = '\0';
+    if (bad && !ps_infer_find_nonfinite(inf, at, at_size))
+        snprintf(at, at_size, "the LM head");
+    return bad;
+}
+
+void ps_nonfinite_msg(int n_bad, int V, const char *at, char *msg, size_t size)
+{
+    snprintf(msg, size, "the logits are not finite: %d of %d are NaN or infinite, the first "
+             "non-finite value appears in %s", n_bad, V, at && at[0] ? at : "an unknown place");
+}
+
+void ps_prediction_nonfinite_msg(const ps_prediction *p, char *msg, size_t size)
+{
+    ps_nonfinite_msg(p->n_nonfinite, p->vocab, p->nonfinite_at, msg, size);
+}
+
 int ps_predict(ps_prediction *out, ps_model *m, const ps_tokenizer *tok,
                const char *text, float temperature, int k, ps_error *err)
 {
@@ -122,6 +147,7 @@ int ps_predict(ps_prediction *out, ps_model *m, const ps_tokenizer *tok,
     out->first = out->tokens.n > m->cfg.n_ctx ? out->tokens.n - m->cfg.n_ctx : 0;
     out->n_used = out->tokens.n - out->first;
     out->temperature = temperature;
+    out->vocab = V;
     out->k = k < 1 ? 1 : (k > V ? V : k);
     out->top = malloc(sizeof(int) * (size_t)out->k);
     out->top_prob = malloc(sizeof(float) * (size_t)out->k);
@@ -146,6 +172,8 @@ int ps_predict(ps_prediction *out, ps_model *m, const ps_tokenizer *tok,
         rc = ps_infer_prompt(cache, out->tokens.ids + out->first, out->n_used, err);
     if (!rc) {
         const float *logits = ps_infer_logits(cache);
+        out->n_nonfinite = ps_logits_check(cache, logits, V, out->nonfinite_at,
+                                           sizeof out->nonfinite_at);
         ps_probs(out->probs, logits, V, temperature);
         /* Rank by logit: the order is the same at every temperature and ties
          * are broken the same way, also at temperature 0. */
@@ -204,6 +232,23 @@ void ps_render_bar(char *buf, size_t size, double frac, int width, int utf8)
     }
 }
 
+const char *ps_number_read(const char *text, double *v)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(text, &end);
+    if (end == text || *end)
+        return "is not a number";
+    if (isnan(d))
+        return "is NaN, not a number";
+    if (errno == ERANGE && isinf(d))
+        return "is above the range of numbers (beyond about 1.8e308)";
+    if (errno == ERANGE && d == 0.0)
+        return "is below the range of numbers (nearer 0 than about 2.2e-308; type 0 for zero)";
+    *v = d;
+    return NULL;
+}
+
 char *ps_join_args(int argc, char **argv, int from)
 {
     size_t n = 1;
@@ -221,12 +266,41 @@ char *ps_join_args(int argc, char **argv, int from)
     return s;
 }
 
+#define PS_SHOWN_TOKEN_MAX 1024
+
+/* A token escaped for a column of text (cut at PS_SHOWN_TOKEN_MAX). */
+static const char *shown_token(const char *t, char buf[PS_SHOWN_TOKEN_MAX])
+{
+    ps_escape(t ? t : "?", t ? strlen(t) : 1, 0, buf, PS_SHOWN_TOKEN_MAX);
+    return buf;
+}
+
+void ps_put_token(FILE *out, const char *s)
+{
+    char buf[PS_SHOWN_TOKEN_MAX];
+    if (!s)
+        s = "<?>";
+    size_t n = strlen(s);
+    if (ps_escape(s, n, 0, buf, sizeof buf) < sizeof buf) {
+        fputs(buf, out);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {    /* a long token: byte by byte */
+        ps_escape(s + i, 1, 0, buf, sizeof buf);
+        fputs(buf, out);
+    }
+}
+
 void ps_print_prediction(FILE *out, const ps_prediction *p, const ps_tokenizer *tok,
                          const float *baseline, int utf8)
 {
     fputs("tokens:", out);
-    for (int i = 0; i < p->tokens.n; i++)
-        fprintf(out, p->tokens.unknown[i] ? " [%s]?" : " %s", p->tokens.pieces[i]);
+    for (int i = 0; i < p->tokens.n; i++) {
+        fputs(p->tokens.unknown[i] ? " [" : " ", out);
+        ps_put_token(out, p->tokens.pieces[i]);
+        if (p->tokens.unknown[i])
+            fputs("]?", out);
+    }
     fputc('\n', out);
     if (p->tokens.n_unknown)
         fprintf(out, "  (%d unknown token%s, read as <unk>)\n", p->tokens.n_unknown,
@@ -234,9 +308,17 @@ void ps_print_prediction(FILE *out, const ps_prediction *p, const ps_tokenizer *
     if (p->first)
         fprintf(out, "  (the prompt is longer than the model's context: only its last %d tokens are used)\n",
                 p->n_used);
+    if (p->n_nonfinite) {
+        /* no bar and no token: a softmax of NaN picks an arbitrary one */
+        char msg[256];
+        ps_prediction_nonfinite_msg(p, msg, sizeof msg);
+        fprintf(out, "no prediction: %s\n", msg);
+        return;
+    }
     int wtok = 4;
+    char shown_tok[PS_SHOWN_TOKEN_MAX];
     for (int i = 0; i < p->k; i++) {
-        int w = (int)strlen(ps_tokenizer_token(tok, p->top[i]));
+        int w = (int)strlen(shown_token(ps_tokenizer_token(tok, p->top[i]), shown_tok));
         wtok = w > wtok ? w : wtok;
     }
     wtok = wtok > 20 ? 20 : wtok;
@@ -248,7 +330,7 @@ void ps_print_prediction(FILE *out, const ps_prediction *p, const ps_tokenizer *
         /* pad by display cells, not bytes */
         int cells = (int)(p->top_prob[i] / (top > 0 ? top : 1) * 30 * 8 + 0.5);
         int shown = cells / 8 + (cells % 8 && (utf8 || cells % 8 >= 4) ? 1 : 0);
-        fprintf(out, "  %-*s %s%*s %6.2f%%", wtok, ps_tokenizer_token(tok, p->top[i]), bar,
+        fprintf(out, "  %-*s %s%*s %6.2f%%", wtok, shown_token(ps_tokenizer_token(tok, p->top[i]), shown_tok), bar,
                 31 - shown, "", 100.0 * p->top_prob[i]);
         if (baseline) {
             double d = 100.0 * (p->top_prob[i] - baseline[p->top[i]]);
@@ -265,29 +347,55 @@ void ps_print_prediction(FILE *out, const ps_prediction *p, const ps_tokenizer *
 
 #include <jansson.h>
 
+/* Text as JSON: a string when it is valid UTF-8, else its bytes. */
+json_t *ps_json_text(const char *t)
+{
+    if (!t)
+        return json_null();
+    size_t n = strlen(t);
+    if (ps_utf8_valid(t, n))
+        return json_stringn(t, n);
+    json_t *o = json_object(), *bytes = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(bytes, json_integer((unsigned char)t[i]));
+    json_object_set_new(o, "bytes", bytes);
+    return o;
+}
+
+json_t *ps_json_number(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
 char *ps_prediction_json(const ps_prediction *p, const ps_tokenizer *tok, const char *prompt)
 {
     json_t *o = json_object(), *toks = json_array(), *ids = json_array(), *unk = json_array(), *top = json_array();
     for (int i = 0; i < p->tokens.n; i++) {
-        json_array_append_new(toks, json_string(p->tokens.pieces[i]));
+        json_array_append_new(toks, ps_json_text(p->tokens.pieces[i]));
         json_array_append_new(ids, json_integer(p->tokens.ids[i]));
         json_array_append_new(unk, json_boolean(p->tokens.unknown[i]));
     }
+    int ok = !p->n_nonfinite;
     for (int i = 0; i < p->k; i++) {
         json_t *e = json_object();
         json_object_set_new(e, "id", json_integer(p->top[i]));
-        json_object_set_new(e, "token", json_string(ps_tokenizer_token(tok, p->top[i])));
-        json_object_set_new(e, "prob", json_real(p->top_prob[i]));
-        json_object_set_new(e, "logit", json_real(p->top_logit[i]));
+        json_object_set_new(e, "token", ps_json_text(ps_tokenizer_token(tok, p->top[i])));
+        /* with a non-finite logit anywhere the probabilities mean nothing */
+        json_object_set_new(e, "prob", ok ? ps_json_number(p->top_prob[i]) : json_null());
+        json_object_set_new(e, "logit", ps_json_number(p->top_logit[i]));
+        json_object_set_new(e, "finite", json_boolean(ok && isfinite(p->top_logit[i])));
         json_array_append_new(top, e);
     }
-    json_object_set_new(o, "prompt", json_string(prompt));
+    json_object_set_new(o, "prompt", ps_json_text(prompt));
     json_object_set_new(o, "tokens", toks);
     json_object_set_new(o, "ids", ids);
     json_object_set_new(o, "unknown", unk);
     json_object_set_new(o, "truncated", json_integer(p->first));
     json_object_set_new(o, "temperature", json_real(p->temperature));
-    json_object_set_new(o, "entropy", json_real(p->entropy));
+    json_object_set_new(o, "finite", json_boolean(ok));
+    json_object_set_new(o, "nonfinite_logits", json_integer(p->n_nonfinite));
+    json_object_set_new(o, "nonfinite_at", ok ? json_null() : json_string(p->nonfinite_at));
+    json_object_set_new(o, "entropy", ok ? ps_json_number(p->entropy) : json_null());
     json_object_set_new(o, "top", top);
     char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
@@ -325,12 +433,14 @@ const char *ps_fmt_human(double n, char *buf, size_t size)
     return buf;
 }
 
+/* Decimal units, as `info` and the file sizes people compare with (ls -h
+ * --si, disk vendors) use: one convention everywhere. */
 const char *ps_fmt_bytes(double b, char *buf, size_t size)
 {
-    static const char *const unit[] = {"bytes", "KB", "MB", "GB", "TB"};
+    static const char *const unit[] = {"bytes", "kB", "MB", "GB", "TB"};
     int u = 0;
-    while (b >= 1024.0 && u < 4) {
-        b /= 1024.0;
+    while (b >= 1000.0 && u < 4) {
+        b /= 1000.0;
         u++;
     }
     snprintf(buf, size, u == 0 ? "%.0f %s" : "%.1f %s", b, unit[u]);

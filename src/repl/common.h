@@ -52,7 +52,28 @@ typedef struct ps_prediction {
     float *top_logit;         /* [k] */
     float *probs;             /* [V] the whole distribution */
     double entropy;           /* nats */
+    int vocab;                /* V, the size of probs */
+    int n_nonfinite;          /* logits that are NaN or infinite: when not 0,
+                                 probs, top_prob and entropy mean nothing and
+                                 front ends show no bar and no token */
+    char nonfinite_at[48];    /* where the first non-finite value of the
+                                 forward appears ("block 0 (attention)", see
+                                 ps_forward_stage_name), "" when unknown */
 } ps_prediction;
+
+#include "paramscope/infer.h"
+
+/* Counts the non-finite values of logits [V] (the last token of inf); when
+ * there are any, fills at with where the forward first had one
+ * (ps_infer_find_nonfinite: "block 0 (attention)").  Returns the count.  The
+ * normal path costs one pass over the logits. */
+int ps_logits_check(ps_infer *inf, const float *logits, int V, char *at, size_t at_size);
+
+/* "the logits are not finite: K of V are NaN or infinite, the first
+ * non-finite value appears in AT": what every front end says instead of a
+ * bar or a token; the second form for a prediction with n_nonfinite > 0. */
+void ps_nonfinite_msg(int n_bad, int V, const char *at, char *msg, size_t size);
+void ps_prediction_nonfinite_msg(const ps_prediction *p, char *msg, size_t size);
 
 /* Encodes text, runs the model on its last n_ctx tokens and keeps the k most
  * likely next tokens (k is clamped to the vocabulary).  temperature 0 is
@@ -69,10 +90,20 @@ int ps_utf8_output(void);
 void ps_render_bar(char *buf, size_t size, double frac, int width, int utf8);
 
 /* Numbers for people: 124439808 -> "124,439,808" (fmt_count), -> "124M"
- * (fmt_human), 3453344 bytes -> "3.3 MB" (fmt_bytes).  Return buf. */
+ * (fmt_human), 3453344 bytes -> "3.5 MB" (fmt_bytes: decimal kB, MB, GB as
+ * `info` uses, 1 kB = 1000 bytes, everywhere).  Return buf. */
 const char *ps_fmt_count(size_t n, char *buf, size_t size);
 const char *ps_fmt_human(double n, char *buf, size_t size);
 const char *ps_fmt_bytes(double b, char *buf, size_t size);
+
+/* Reads the whole of text as a decimal or hexadecimal floating-point number
+ * (strtod's syntax; "inf" and "infinity" allowed, the caller decides about
+ * them).  Returns NULL and sets *v, or says what is wrong, to follow the
+ * quoted text: "is not a number", "is NaN, not a number", "is above the
+ * range of numbers (beyond about 1.8e308)" or "is below the range of numbers
+ * (nearer 0 than about 2.2e-308; type 0 for zero)".  A tiny number that still
+ * has a (subnormal) value is accepted. */
+const char *ps_number_read(const char *text, double *v);
 
 /* Joins argv[from..argc) with spaces into a malloc'd string. */
 char *ps_join_args(int argc, char **argv, int from);
@@ -86,5 +117,22 @@ char *ps_join_args(int argc, char **argv, int from);
 void ps_print_prediction(FILE *out, const ps_prediction *p, const ps_tokenizer *tok,
                          const float *baseline, int utf8);
 
-/* The prediction as one JSON object (malloc'd string, no newline). */
+/* Writes token bytes for a person: control bytes as \n, \r, \t or \xNN
+ * (ps_escape), the rest as they are, so a token never moves the cursor.
+ * NULL (an id out of range) reads "<?>". */
+void ps_put_token(FILE *out, const char *s);
+
+/* The prediction as one JSON object (malloc'd string, no newline): see
+ * docs/commands.md ("JSON output") for its keys.  Text that is valid UTF-8 is
+ * a JSON string; text that is not (a GPT-2 token holding part of a
+ * character, a prompt with an invalid byte) is {"bytes": [n, ...]}, so that
+ * "tokens" has one entry per id.  A non-finite number is null, with
+ * "finite": false beside it. */
 char *ps_prediction_json(const ps_prediction *p, const ps_tokenizer *tok, const char *prompt);
+
+/* The JSON pieces every --json output is made of (jansson values, new
+ * references): text as a string when it is valid UTF-8, else
+ * {"bytes": [n, ...]}; a number, or null when it is not finite. */
+struct json_t;
+struct json_t *ps_json_text(const char *t);
+struct json_t *ps_json_number(double x);

@@ -141,6 +141,20 @@ static int run_command(ps_session *s, const ps_command *c, int argc, char **argv
     return c->run(s, argc, argv, out);
 }
 
+/* Runs a PS_CMD_RAW command on rest, the line after the command's words:
+ * one blank separates them, and the rest is the text exactly as typed, since
+ * a prompt's own spaces are tokens ("Hello world " ends in GPT-2's id 220). */
+static int run_raw(ps_session *s, const ps_command *c, const char *rest, ps_out *out)
+{
+    if (*rest == ' ' || *rest == '\t')
+        rest++;
+    char *raw = strdup(rest);
+    char *argv[1] = {raw};
+    int rc = raw ? run_command(s, c, *raw ? 1 : 0, argv, out) : ps_fail(out, PS_ERR_NOMEM, "out of memory");
+    free(raw);
+    return rc;
+}
+
 /* The second words of two-word commands starting with `first`, or "". */
 typedef struct subs_ctx { const char *first; char list[256]; } subs_ctx;
 
@@ -162,6 +176,24 @@ int ps_repl_exec(ps_session *s, const char *line, ps_out *out)
         p++;
     if (!*p || *p == '#')
         return PS_OK;
+
+    /* A one-word command that takes the rest of the line verbatim (a
+     * prompt) is found before anything else looks at the line, since a
+     * prompt need not parse: "predict a [b" is a prompt, not a bracket
+     * error, and "predict 2 + 2 =" not an assignment. */
+    size_t w0 = 0;
+    while (p[w0] && !isspace((unsigned char)p[w0]))
+        w0++;
+    char first[64];
+    if (w0 < sizeof first) {
+        memcpy(first, p, w0);
+        first[w0] = '\0';
+        const ps_command *rc0 = ps_command_find(first);
+        subs_ctx x = {.first = first};
+        ps_commands_each(subs_visit, &x);
+        if (rc0 && (rc0->flags & PS_CMD_RAW) && !x.list[0])
+            return run_raw(s, rc0, p + w0, out);
+    }
 
     long eq = find_assign(p);
     if (eq >= 0) {
@@ -203,10 +235,7 @@ int ps_repl_exec(ps_session *s, const char *line, ps_out *out)
             while (isspace((unsigned char)*rest)) rest++;
             while (*rest && !isspace((unsigned char)*rest)) rest++;
         }
-        char *raw = trimmed(rest, strlen(rest));
-        char *argv[1] = {raw};
-        rc = raw ? run_command(s, c, *raw ? 1 : 0, argv, out) : ps_fail(out, PS_ERR_NOMEM, "out of memory");
-        free(raw);
+        rc = run_raw(s, c, rest, out);
     } else if (c) {
         rc = run_command(s, c, n - used, words + used, out);
     } else {
@@ -246,13 +275,17 @@ int ps_repl_run_stream(ps_session *s, FILE *in, const char *name, const ps_repl_
         if (o->echo) {
             const char *q = line;
             while (isspace((unsigned char)*q)) q++;
-            if (*q && *q != '#')
-                fprintf(out->f, "> %s\n", line);
+            if (*q && *q != '#') {
+                fputs("> ", out->f);
+                ps_put_token(out->f, line);      /* a script's bytes, escaped */
+                fputc('\n', out->f);
+            }
         }
         s->interrupt = 0;
         if (ps_repl_exec(s, line, out)) {
             fflush(out->f);
-            fprintf(stderr, "%s:%ld: %s\n", name, lineno, out->err.msg);
+            char shown[256];
+            fprintf(stderr, "%s:%ld: %s\n", ps_printable(name, shown, sizeof shown), lineno, out->err.msg);
             failed++;
             if (o->bail) {
                 free(line);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "paramscope/blas.h"
+#include "paramscope/probe.h"
 
 static void default_settings(ps_session *s)
 {
@@ -48,6 +49,8 @@ static void drop_training(ps_session *s)
     s->trainer = NULL;
     ps_corpus_free(s->corpus);
     s->corpus = NULL;
+    ps_neuron_scan_free(s->neuron_scan);
+    s->neuron_scan = NULL;
 }
 
 void ps_session_close(ps_session *s)
@@ -89,24 +92,28 @@ int ps_session_load(ps_session *s, const char *path, ps_error *err)
     return PS_OK;
 }
 
+int ps_session_corpus(ps_session *s, ps_error *err)
+{
+    if (s->corpus)
+        return PS_OK;
+    char path[4096];
+    const char *p = s->data_path;
+    if (!p) {
+        if (ps_find_data_file(PS_BUNDLED_CORPUS, path, sizeof path))
+            return ps_error_set(err, PS_ERR_NOT_FOUND,
+                                "no training data: the bundled corpus was not found; use `train data FILE`");
+        p = path;
+    }
+    return ps_corpus_load(&s->corpus, p, s->lm.tok, err);
+}
+
 int ps_session_trainer(ps_session *s, ps_error *err)
 {
     if (s->trainer)
         return PS_OK;
-    int rc;
-    if (!s->corpus) {
-        char path[4096];
-        const char *p = s->data_path;
-        if (!p) {
-            if (ps_find_data_file(PS_BUNDLED_CORPUS, path, sizeof path))
-                return ps_error_set(err, PS_ERR_NOT_FOUND,
-                                    "no training data: the bundled corpus was not found; use `train data FILE`");
-            p = path;
-        }
-        rc = ps_corpus_load(&s->corpus, p, s->lm.tok, err);
-        if (rc)
-            return rc;
-    }
+    int rc = ps_session_corpus(s, err);
+    if (rc)
+        return rc;
     /* Training changes every parameter outside the journal: keep the file's
      * values now, so that `reset` and `diff` still know them afterwards. */
     for (int i = 0; i < s->lm.model->n_params; i++) {
@@ -114,7 +121,10 @@ int ps_session_trainer(ps_session *s, ps_error *err)
         if (rc)
             return rc;
     }
-    return ps_trainer_init(&s->trainer, s->lm.model, s->corpus->ids, s->corpus->n, &s->tcfg, err);
+    rc = ps_trainer_init(&s->trainer, s->lm.model, s->corpus->ids, s->corpus->n, &s->tcfg, err);
+    if (rc && rc != PS_ERR_NOMEM)
+        ps_error_prefix(err, "%s", s->corpus->path);   /* "the training split has ..." of which file */
+    return rc;
 }
 
 void ps_session_params_changed(ps_session *s)

@@ -41,6 +41,9 @@ typedef struct ps_session {
     ps_trainer *trainer;
     long eval_every;          /* steps between validation losses in `train run`/`step` */
 
+    struct ps_neuron_scan *neuron_scan; /* `neuron`'s strongest contexts over the corpus,
+                                 for the model version it holds; dropped with the corpus */
+
     atomic_int interrupt;     /* Ctrl-C: long commands stop between steps; set by
                                * signal handlers and other threads (lock-free) */
     int quit;                 /* `quit` was run */
@@ -53,6 +56,10 @@ void ps_session_close(ps_session *s);
 
 /* Replaces the model; on failure the session is unchanged. */
 int ps_session_load(ps_session *s, const char *path, ps_error *err);
+
+/* Loads the training data (`train data`'s file, else the bundled corpus)
+ * if it is not loaded yet. */
+int ps_session_corpus(ps_session *s, ps_error *err);
 
 /* Makes the corpus and trainer if they do not exist yet. */
 int ps_session_trainer(ps_session *s, ps_error *err);

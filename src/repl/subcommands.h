@@ -16,6 +16,9 @@ int ps_cmd_info(int argc, char **argv);
 int ps_cmd_eval(int argc, char **argv);
 int ps_cmd_train(int argc, char **argv);
 int ps_cmd_commands(int argc, char **argv);
+/* attention, lens, attribute, neuron, patch, saliency: argv[0] names the
+ * view; the rest becomes that command's line in a session on the model. */
+int ps_cmd_view(int argc, char **argv);
 
 /* Parsing helpers shared by the subcommands: whole-string numbers in a range;
  * on failure print "paramscope CMD: OPTION: 'TEXT' is not ..." and return -1. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ui/heatmap.h"
+#include "paramscope/mapguard.h"
 #include "ui/ui.h"
 
 #define MIN_COLS 80
@@ -43,8 +44,11 @@ static void on_signal(int sig)
 
 /* Crashes and failed assertions: restore the terminal with async-signal-safe
  * calls only, then die of the same signal. */
-static void on_fatal(int sig)
+static void on_fatal(int sig, siginfo_t *si, void *ctx)
 {
+    (void)ctx;
+    if (sig == SIGBUS && ps_mapguard_handle(si))
+        return;               /* a truncated model file: mended, not fatal */
     if (g_curses_on) {
         if (g_termios_ok)
             tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_termios);
@@ -114,12 +118,12 @@ void ui_focus(ui *u, ui_pane_id id)
     if (id == UI_PANE_CMD && u->focus != UI_PANE_CMD)
         ui_cmd_came_from(u, u->focus);
     u->focus = id;
-    if (id == UI_PANE_PREDICT || id == UI_PANE_TRAIN)
+    if (id == UI_PANE_PREDICT || id == UI_PANE_TRAIN || id == UI_PANE_INSIDE)
         u->page = id;
     if (id == UI_PANE_TREE || id == UI_PANE_HEAT)
         u->page = UI_PANE_TREE;
-    if (id == UI_PANE_TREE || id == UI_PANE_HEAT || id == UI_PANE_TRAIN)
-        u->right = id == UI_PANE_TRAIN ? UI_PANE_TRAIN : UI_PANE_TREE;
+    if (id == UI_PANE_TREE || id == UI_PANE_HEAT || id == UI_PANE_TRAIN || id == UI_PANE_INSIDE)
+        u->right = id == UI_PANE_HEAT ? UI_PANE_TREE : id;
     u->need_layout = 1;
     ui_dirty_all(u);
 }
@@ -150,6 +154,7 @@ static void model_changed(ui *u)
     snprintf(u->model_name, sizeof u->model_name, "%s", base ? base + 1 : path);
     ui_tree_rebuild(u);
     ui_heat_model_changed(u);
+    ui_inside_model_changed(u);
     ui_dirty_all(u);
 }
 
@@ -221,6 +226,10 @@ static void layout(ui *u)
         int ph = mh / 2;
         place(u, UI_PANE_PREDICT, y0, 0, ph, lw);
         place(u, UI_PANE_TRAIN, y0 + ph, 0, mh - ph, lw);
+        if (u->right == UI_PANE_INSIDE) {
+            place(u, UI_PANE_INSIDE, y0, lw, mh, C - lw);
+            break;
+        }
         tree_w = (C - lw) / 3 > 36 ? 36 : (C - lw) / 3;
         place(u, UI_PANE_TREE, y0, lw, mh, tree_w);
         place(u, UI_PANE_HEAT, y0, lw + tree_w, mh, C - lw - tree_w);
@@ -229,8 +238,8 @@ static void layout(ui *u)
     case UI_LAYOUT_SPLIT: {
         int lw = C * 38 / 100 < 38 ? 38 : C * 38 / 100 > 60 ? 60 : C * 38 / 100;
         place(u, UI_PANE_PREDICT, y0, 0, mh, lw);
-        if (u->right == UI_PANE_TRAIN) {
-            place(u, UI_PANE_TRAIN, y0, lw, mh, C - lw);
+        if (u->right == UI_PANE_TRAIN || u->right == UI_PANE_INSIDE) {
+            place(u, u->right, y0, lw, mh, C - lw);
         } else {
             tree_w = (C - lw) * 36 / 100 < 20 ? 20 : (C - lw) * 36 / 100 > 32 ? 32 : (C - lw) * 36 / 100;
             place(u, UI_PANE_TREE, y0, lw, mh, tree_w);
@@ -244,7 +253,7 @@ static void layout(ui *u)
             place(u, UI_PANE_TREE, y0, 0, mh, tree_w);
             place(u, UI_PANE_HEAT, y0, tree_w, mh, C - tree_w);
         } else {
-            place(u, u->page == UI_PANE_TRAIN ? UI_PANE_TRAIN : UI_PANE_PREDICT, y0, 0, mh, C);
+            place(u, u->page == UI_PANE_TRAIN || u->page == UI_PANE_INSIDE ? u->page : UI_PANE_PREDICT, y0, 0, mh, C);
         }
         break;
     }
@@ -382,7 +391,8 @@ static void poll_worker(ui *u)
 
 /* ---- keys ---- */
 
-static const ui_pane_id cycle[] = {UI_PANE_PREDICT, UI_PANE_TREE, UI_PANE_HEAT, UI_PANE_TRAIN, UI_PANE_CMD};
+static const ui_pane_id cycle[] = {UI_PANE_PREDICT, UI_PANE_TREE, UI_PANE_HEAT, UI_PANE_TRAIN, UI_PANE_INSIDE,
+                                   UI_PANE_CMD};
 
 static void next_pane(ui *u, int dir)
 {
@@ -445,6 +455,7 @@ static int global_action(ui *u, ui_action act)
     case UI_ACT_UNDO: ui_run(u, "undo"); break;
     case UI_ACT_REDO: ui_run(u, "redo"); break;
     case UI_ACT_GO_PREDICT: ui_focus(u, UI_PANE_PREDICT); break;
+    case UI_ACT_GO_INSIDE: ui_focus(u, UI_PANE_INSIDE); break;
     default:
         return 0;
     }
@@ -511,6 +522,7 @@ static int run_loop(ui *u)
             layout(u);
         if (!u->too_small) {
             ui_predict_poll(u);
+            ui_inside_poll(u);
             if (ui_heat_needs(u)) {
                 if (ui_lock(u)) {
                     ui_heat_compute(u);
@@ -580,7 +592,8 @@ int ps_ui_run(ps_session *s)
     struct sigaction fa, old_fatal[4];
     const int fatal[4] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE};
     memset(&fa, 0, sizeof fa);
-    fa.sa_handler = on_fatal;
+    fa.sa_sigaction = on_fatal;
+    fa.sa_flags = SA_SIGINFO | SA_NODEFER;
     for (int i = 0; i < 4; i++)
         sigaction(fatal[i], &fa, &old_fatal[i]);
 
@@ -607,6 +620,7 @@ int ps_ui_run(ps_session *s)
         goto done;
     if (ui_predict_init(u, &u->panes[UI_PANE_PREDICT]) || ui_tree_init(u, &u->panes[UI_PANE_TREE]) ||
         ui_heat_init(u, &u->panes[UI_PANE_HEAT]) || ui_train_init(u, &u->panes[UI_PANE_TRAIN]) ||
+        ui_inside_init(u, &u->panes[UI_PANE_INSIDE]) ||
         ui_cmd_init(u, &u->panes[UI_PANE_CMD])) {
         ps_error_set(&err, PS_ERR_NOMEM, "out of memory");
         goto done;
@@ -626,6 +640,7 @@ done:
     g_curses_on = 0;
     if (u) {
         ui_predict_free(u);       /* its thread first: it uses the worker's lock */
+        ui_inside_free(u);
         ui_worker_stop(u->w);
         ui_cmd_free(u);
         ui_train_free(u);

@@ -18,7 +18,7 @@
 const ui_binding ui_bindings[] = {
     /* everywhere, text fields too */
     F(UI_SCOPE_GLOBAL, KEY_F(1), "F1", UI_ACT_HELP, "this help (also ? outside text fields)", "help"),
-    K(UI_SCOPE_GLOBAL, '\t', "Tab", UI_ACT_NEXT_PANE, "next pane: Predict, Tensors, Heatmap, Train, command line", "pane"),
+    K(UI_SCOPE_GLOBAL, '\t', "Tab", UI_ACT_NEXT_PANE, "next pane: Predict, Tensors, Heatmap, Train, Inside, command line", "pane"),
     F(UI_SCOPE_GLOBAL, KEY_BTAB, "S-Tab", UI_ACT_PREV_PANE, "previous pane", NULL),
     F(UI_SCOPE_GLOBAL, KEY_F(2), "F2", UI_ACT_PROJECTOR, "projector mode: large bars, high contrast", NULL),
     F(UI_SCOPE_GLOBAL, KEY_F(3), "F3", UI_ACT_SCHEME, "colours: colour, monochrome", NULL),
@@ -36,6 +36,7 @@ const ui_binding ui_bindings[] = {
     K(UI_SCOPE_NAV, ':', ":", UI_ACT_COMMAND, "type a command (any command of the language)", "command"),
     K(UI_SCOPE_NAV, 'q', "q", UI_ACT_QUIT, "quit", "quit"),
     K(UI_SCOPE_NAV, 'u', "u", UI_ACT_UNDO, "undo the last edit", "undo"),
+    K(UI_SCOPE_NAV, 'i', "i", UI_ACT_GO_INSIDE, "Inside: attention patterns, the logit lens, attribution", "inside"),
     K(UI_SCOPE_NAV, 'U', "U", UI_ACT_REDO, "redo", NULL),
     K(UI_SCOPE_NAV, 'p', "p", UI_ACT_PHASE, "training: one phase", NULL),
     K(UI_SCOPE_NAV, 's', "s", UI_ACT_STEP, "training: one step", NULL),
@@ -131,6 +132,13 @@ const ui_binding ui_bindings[] = {
     K(UI_SCOPE_TRAIN, ' ', "Space", UI_ACT_RUN, NULL, NULL),
     K(UI_SCOPE_TRAIN, 'v', "v", UI_ACT_EVAL, "validation loss now", "validate"),
 
+    /* inside the forward pass */
+    F(UI_SCOPE_INSIDE, KEY_LEFT, "Left", UI_ACT_LEFT, "the previous head", NULL),
+    F(UI_SCOPE_INSIDE, KEY_RIGHT, "Right", UI_ACT_RIGHT, "the next head", "head"),
+    F(UI_SCOPE_INSIDE, KEY_UP, "Up", UI_ACT_UP, "the previous block", NULL),
+    F(UI_SCOPE_INSIDE, KEY_DOWN, "Down", UI_ACT_DOWN, "the next block", "block"),
+    K(UI_SCOPE_INSIDE, 'a', "a", UI_ACT_ABLATE, "ablate the head shown (u undoes it)", "ablate"),
+
     /* the command line */
     K(UI_SCOPE_CMD, '\n', "Enter", UI_ACT_NONE, "run the command; its output goes to the log", "run"),
     DOCH(UI_SCOPE_CMD, "Tab", "complete: commands, tensor names and views, files, settings", "complete"),
@@ -152,6 +160,7 @@ static const char *const scope_names[UI_SCOPE_COUNT] = {
     [UI_SCOPE_TREE] = "Tensors: the model's parameters by layer",
     [UI_SCOPE_HEAT] = "Heatmap: the selected tensor or view",
     [UI_SCOPE_TRAIN] = "Train: losses, learning rate, the four phases",
+    [UI_SCOPE_INSIDE] = "Inside: attention, the logit lens, what adds to the answer",
     [UI_SCOPE_CMD] = "Command line and log",
     [UI_SCOPE_HELP] = "This help",
 };
@@ -178,6 +187,7 @@ static ui_scope scope_of(ui_pane_id id)
     case UI_PANE_TREE: return UI_SCOPE_TREE;
     case UI_PANE_HEAT: return UI_SCOPE_HEAT;
     case UI_PANE_TRAIN: return UI_SCOPE_TRAIN;
+    case UI_PANE_INSIDE: return UI_SCOPE_INSIDE;
     default: return UI_SCOPE_CMD;
     }
 }

@@ -55,6 +55,13 @@ static int have(const ui_predict *P)
     return P->res && P->res->ok;
 }
 
+/* A prediction whose logits are all finite: only then do bars, the entropy
+ * and the top token mean anything (a softmax of NaN picks one at random). */
+static int have_finite(const ui_predict *P)
+{
+    return have(P) && !P->res->p.n_nonfinite;
+}
+
 static void adopt(ui *u, ui_pred_result *r)
 {
     ui_predict *P = u->pred;
@@ -122,7 +129,12 @@ static int stale(const ui_predict *P)
 const char *ui_predict_top_token(ui *u)
 {
     ui_predict *P = u->pred;
-    return have(P) ? P->res->names[0] : NULL;
+    return have_finite(P) ? P->res->names[0] : NULL;
+}
+
+const char *ui_predict_text(ui *u)
+{
+    return u->pred->text;
 }
 
 /* ---- the prompt field ---- */
@@ -224,8 +236,9 @@ static void draw_tokens(ui *u, ui_pane *p, int y)
     int x = 1 + ui_put(p->win, y, 1, "tokens ", p->w, ui_attr(&u->theme, UI_LABEL));
     const ps_tokens *t = &P->res->p.tokens;
     for (int i = 0; i < t->n && x < p->w - 2; i++) {
-        char piece[300];
-        snprintf(piece, sizeof piece, t->unknown[i] ? "[%s]?" : "%s", t->pieces[i]);
+        char piece[300], esc[280];
+        ps_escape(t->pieces[i], strlen(t->pieces[i]), 0, esc, sizeof esc);
+        snprintf(piece, sizeof piece, t->unknown[i] ? "[%s]?" : "%s", esc);
         attr_t a = ui_attr(&u->theme, t->unknown[i] ? UI_TOKEN_UNKNOWN : UI_TOKEN);
         if (i < P->res->p.first)
             a = ui_attr(&u->theme, UI_BAR_CUT);     /* beyond the context */
@@ -251,7 +264,7 @@ static int draw_settings(ui *u, ui_pane *p, int y)
         snprintf(b, sizeof b, "temp %.2g%s  k %s  p %s  %d bars", (double)P->set.temperature,
                  P->set.temperature == 0 ? " (greedy)" : "", tk, tp, P->set.top);
     int x = 1 + ui_put(p->win, y, 1, b, p->w - 2, ui_attr(&u->theme, UI_VALUE));
-    if (!have(P))
+    if (!have_finite(P))
         return 1;
     int rows = x + 22 < p->w ? 1 : 2;
     if (rows == 2)
@@ -305,7 +318,9 @@ static void draw_bars(ui *u, ui_pane *p, int y0)
     const float *base = P->baseline && P->V == P->res->V ? P->baseline : pr->probs;
     char **tokens = P->res->names;
     for (int i = 0; i < n; i++) {
-        int w = ui_strwidth(tokens[i]);
+        char esc[256];
+        ps_escape(tokens[i], strlen(tokens[i]), 0, esc, sizeof esc);
+        int w = ui_strwidth(esc);
         wtok = w > wtok ? w : wtok;
     }
     int wmax = u->projector ? 24 : 16;
@@ -322,7 +337,8 @@ static void draw_bars(ui *u, ui_pane *p, int y0)
         if (!in)
             e = UI_BAR_CUT;
         attr_t at = ui_attr(&u->theme, in ? UI_TOKEN : UI_BAR_CUT);
-        const char *tok = tokens[i];
+        char tok[256];          /* control bytes escaped: they would move the cursor */
+        ps_escape(tokens[i], strlen(tokens[i]), 0, tok, sizeof tok);
         int tw = ui_strwidth(tok);
         ui_put(p->win, y + (bar_h - 1) / 2, 1 + (wtok > tw ? wtok - tw : 0), tok, wtok, at);
         char bar[1024] = "";
@@ -373,6 +389,28 @@ static void draw(ui *u, ui_pane *p)
                                             "they change as you type.", "F1 lists every key."};
         for (int i = 0; i < 4; i++)
             ui_put(p->win, 5 + i, 1, intro[i], p->w - 2, ui_attr(&u->theme, UI_LABEL));
+    } else if (P->res->p.n_nonfinite) {
+        /* said in full, wrapped at spaces: where it happened is the point */
+        char msg[320] = "no prediction: ";
+        size_t at = strlen(msg);
+        ps_prediction_nonfinite_msg(&P->res->p, msg + at, sizeof msg - at);
+        int w = p->w - 2 > 8 ? p->w - 2 : 8, y = 5;
+        for (const char *c = msg; *c && y < p->h - 1; y++) {
+            int n = (int)strlen(c);
+            if (n > w) {
+                n = w;
+                while (n > 1 && c[n] != ' ')
+                    n--;
+                if (n <= 1)
+                    n = w;
+            }
+            char row[320];
+            snprintf(row, sizeof row, "%.*s", n, c);
+            ui_put(p->win, y, 1, row, w, ui_attr(&u->theme, UI_WARN));
+            c += n;
+            while (*c == ' ')
+                c++;
+        }
     } else {
         draw_bars(u, p, 3 + rows);
     }
@@ -392,11 +430,11 @@ static int on_key(ui *u, ui_pane *p, ui_key k)
     char v[32];
     switch (act) {
     case UI_ACT_APPEND_TOP:
-        if (have(P))
+        if (have_finite(P))
             append_piece(u, P->res->top_piece);
         return UI_HANDLED | UI_REDRAW;
     case UI_ACT_APPEND_SAMPLE:
-        if (have(P))
+        if (have_finite(P))
             append_piece(u, P->res->sample_piece);
         return UI_HANDLED | UI_REDRAW;
     case UI_ACT_TEMP_UP:

@@ -5,7 +5,10 @@
 #include <math.h>
 #include <pthread.h>
 
+#include "paramscope/kernels.h"
+#include "paramscope/probe.h"
 #include "paramscope/sample.h"
+#include "repl/inside.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +22,7 @@ struct ui_predictor {
     int stop;
     char *req_text;           /* waiting to be computed, or NULL */
     uint64_t req_version;
+    int req_inside, req_layer, req_head;   /* ui_predictor_request_inside */
     ui_pred_result *done;
 
     /* the thread's own */
@@ -37,10 +41,28 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void ui_inside_result_free(ui_inside_result *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; r->tokens && i < r->T; i++)
+        free(r->tokens[i]);
+    for (int i = 0; r->lens_top && i < r->S; i++)
+        free(r->lens_top[i]);
+    free(r->tokens);
+    free(r->lens_top);
+    free(r->att);
+    free(r->lens_prob);
+    free(r->lens_answer);
+    free(r->answer);
+    free(r);
+}
+
 void ui_pred_result_free(ui_pred_result *r)
 {
     if (!r)
         return;
+    ui_inside_result_free(r->inside);
     for (int i = 0; r->names && i < r->p.k; i++)
         free(r->names[i]);
     free(r->names);
@@ -150,6 +172,101 @@ static ui_pred_result *compute(ui_predictor *P, char *text, uint64_t version)
     return r;
 }
 
+static char *dup_token(const ps_tokenizer *tok, int id)
+{
+    const char *t = ps_tokenizer_token(tok, id);
+    return strdup(t ? t : "?");
+}
+
+/* Under the session lock: the Inside pane's numbers for text (probe.h over
+ * one forward pass of a model sharing the session's weights). */
+static int fill_inside(ps_session *s, const char *text, int layer, int head, ui_inside_result *in, ps_error *err)
+{
+    ps_out out = {.width = 80};
+    inside fw;
+    int rc = inside_run(s, text, &fw, &out);
+    if (rc) {
+        *err = out.err;
+        return rc;
+    }
+    const ps_config *cf = &fw.pm->cfg;
+    int T = fw.T, S = cf->n_layer + 1, V = cf->vocab_size;
+    layer = layer < cf->n_layer ? layer : cf->n_layer - 1;
+    head = head < cf->n_head ? head : cf->n_head - 1;
+    in->T = T;
+    in->S = S;
+    in->layer = layer;
+    in->head = head;
+    in->tokens = calloc((size_t)T, sizeof *in->tokens);
+    in->att = malloc((size_t)T * T * sizeof *in->att);
+    in->lens_top = calloc((size_t)S, sizeof *in->lens_top);
+    in->lens_prob = malloc((size_t)S * sizeof *in->lens_prob);
+    in->lens_answer = malloc((size_t)S * sizeof *in->lens_answer);
+    float *lens = malloc((size_t)S * V * sizeof *lens), *probs = malloc((size_t)V * sizeof *probs);
+    inside_part *parts = malloc(inside_parts_max(cf) * sizeof *parts);
+    ps_attribution a = {0};
+    rc = PS_ERR_NOMEM;
+    if (!in->tokens || !in->att || !in->lens_top || !in->lens_prob || !in->lens_answer || !lens || !probs || !parts)
+        goto done;
+    for (int t = 0; t < T; t++)
+        if (!(in->tokens[t] = strdup(inside_piece(&fw, t))))
+            goto done;
+    memcpy(in->att, ps_model_attention(fw.pm, layer, 0, head), (size_t)T * T * sizeof *in->att);
+    if ((rc = ps_probe_lens(fw.pm, 0, T - 1, lens, err)))
+        goto done;
+    int answer = ps_argmax(lens + (size_t)(S - 1) * V, V);
+    for (int st = 0; st < S; st++) {
+        ps_softmax(probs, lens + (size_t)st * V, V, 1.0f);
+        int top = ps_argmax(probs, V);
+        in->lens_prob[st] = probs[top];
+        in->lens_answer[st] = probs[answer];
+        if (!(in->lens_top[st] = dup_token(s->lm.tok, top))) {
+            rc = PS_ERR_NOMEM;
+            goto done;
+        }
+    }
+    if (!(in->answer = dup_token(s->lm.tok, answer))) {
+        rc = PS_ERR_NOMEM;
+        goto done;
+    }
+    if ((rc = ps_probe_attribute(fw.pm, 0, T - 1, answer, &a, err)))
+        goto done;
+    int n = inside_parts(&a, parts);
+    in->n_parts = n < UI_INSIDE_PARTS ? n : UI_INSIDE_PARTS;
+    for (int i = 0; i < in->n_parts; i++) {
+        snprintf(in->part_name[i], sizeof in->part_name[i], "%s", parts[i].name);
+        in->part_value[i] = parts[i].value;
+    }
+    in->logit = a.logit;
+    rc = PS_OK;
+done:
+    if (rc == PS_ERR_NOMEM)
+        ps_error_set(err, PS_ERR_NOMEM, "inside: out of memory");
+    ps_attribution_clear(&a);
+    free(parts);
+    free(lens);
+    free(probs);
+    inside_clear(&fw);
+    return rc;
+}
+
+static ui_pred_result *compute_inside(ui_predictor *P, char *text, uint64_t version, int layer, int head)
+{
+    ui_pred_result *r = calloc(1, sizeof *r);
+    if (!r || !(r->inside = calloc(1, sizeof *r->inside))) {
+        free(r);
+        free(text);
+        return NULL;
+    }
+    double t0 = now_s();
+    r->text = text;
+    r->version = version;
+    r->set = P->s->set;
+    r->ok = fill_inside(P->s, text, layer, head, r->inside, &r->err) == PS_OK;
+    r->ms = (now_s() - t0) * 1000;
+    return r;
+}
+
 static void *predictor_main(void *arg)
 {
     ui_predictor *P = arg;
@@ -161,6 +278,7 @@ static void *predictor_main(void *arg)
         }
         char *text = P->req_text;
         uint64_t version = P->req_version;
+        int want_inside = P->req_inside, layer = P->req_layer, head = P->req_head;
         P->req_text = NULL;
         pthread_mutex_unlock(&P->mu);
 
@@ -176,7 +294,7 @@ static void *predictor_main(void *arg)
         }
         ui_pred_result *r = NULL;
         if (got) {
-            r = compute(P, text, version);
+            r = want_inside ? compute_inside(P, text, version, layer, head) : compute(P, text, version);
             ui_worker_unlock(P->w);
         } else {
             free(text);
@@ -229,7 +347,7 @@ void ui_predictor_stop(ui_predictor *P)
     free(P);
 }
 
-void ui_predictor_request(ui_predictor *P, const char *text, uint64_t version)
+static void request(ui_predictor *P, const char *text, uint64_t version, int inside, int layer, int head)
 {
     char *t = strdup(text);
     if (!t)
@@ -238,8 +356,21 @@ void ui_predictor_request(ui_predictor *P, const char *text, uint64_t version)
     free(P->req_text);
     P->req_text = t;
     P->req_version = version;
+    P->req_inside = inside;
+    P->req_layer = layer;
+    P->req_head = head;
     pthread_cond_signal(&P->cv);
     pthread_mutex_unlock(&P->mu);
+}
+
+void ui_predictor_request(ui_predictor *P, const char *text, uint64_t version)
+{
+    request(P, text, version, 0, 0, 0);
+}
+
+void ui_predictor_request_inside(ui_predictor *P, const char *text, uint64_t version, int layer, int head)
+{
+    request(P, text, version, 1, layer, head);
 }
 
 ui_pred_result *ui_predictor_take(ui_predictor *P)

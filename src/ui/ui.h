@@ -32,6 +32,7 @@ typedef enum ui_pane_id {
     UI_PANE_TREE,
     UI_PANE_HEAT,
     UI_PANE_TRAIN,
+    UI_PANE_INSIDE,           /* attention, the logit lens, attribution */
     UI_PANE_CMD,              /* the command line and the log above it */
     UI_PANE_COUNT,
 } ui_pane_id;
@@ -66,6 +67,7 @@ typedef enum ui_scope {
     UI_SCOPE_TREE,
     UI_SCOPE_HEAT,
     UI_SCOPE_TRAIN,
+    UI_SCOPE_INSIDE,
     UI_SCOPE_CMD,
     UI_SCOPE_HELP,
     UI_SCOPE_COUNT,
@@ -77,7 +79,7 @@ typedef enum ui_action {
     UI_ACT_HELP, UI_ACT_NEXT_PANE, UI_ACT_PREV_PANE, UI_ACT_PROJECTOR, UI_ACT_SCHEME,
     UI_ACT_PHASE, UI_ACT_STEP, UI_ACT_TEN, UI_ACT_RUN, UI_ACT_QUIT, UI_ACT_INTERRUPT,
     UI_ACT_REFRESH, UI_ACT_COMMAND, UI_ACT_UNDO, UI_ACT_REDO, UI_ACT_GO_PREDICT,
-    UI_ACT_GO_TENSORS, UI_ACT_GO_TRAIN,
+    UI_ACT_GO_TENSORS, UI_ACT_GO_TRAIN, UI_ACT_GO_INSIDE,
     /* predict */
     UI_ACT_APPEND_TOP, UI_ACT_APPEND_SAMPLE, UI_ACT_TEMP_UP, UI_ACT_TEMP_DOWN,
     UI_ACT_TOPK, UI_ACT_TOPP, UI_ACT_BARS, UI_ACT_BASELINE, UI_ACT_CLEAR,
@@ -94,6 +96,8 @@ typedef enum ui_action {
     UI_ACT_REGION_NEXT, UI_ACT_REGION_PREV, UI_ACT_BACK,
     /* train */
     UI_ACT_EVAL,
+    /* inside */
+    UI_ACT_ABLATE,
     /* command line */
     UI_ACT_LOG_UP, UI_ACT_LOG_DOWN, UI_ACT_LEAVE,
 } ui_action;
@@ -144,6 +148,7 @@ struct ui_predict;
 struct ui_tree;
 struct ui_heat;
 struct ui_train;
+struct ui_inside;
 struct ui_cmd;
 
 struct ui {
@@ -183,6 +188,7 @@ struct ui {
     struct ui_tree *tree;
     struct ui_heat *heat;
     struct ui_train *train;
+    struct ui_inside *inside;
     struct ui_cmd *cmd;
     ui_log log;
 
@@ -222,6 +228,8 @@ void ui_predict_free(ui *u);
 void ui_predict_poll(ui *u);
 /* The most likely next token now, for other panes ("T": its embedding). */
 const char *ui_predict_top_token(ui *u);
+/* The prompt as typed so far. */
+const char *ui_predict_text(ui *u);
 
 int ui_tree_init(ui *u, ui_pane *p);
 void ui_tree_free(ui *u);
@@ -239,6 +247,11 @@ void ui_heat_model_changed(ui *u);           /* under the session lock */
 
 int ui_train_init(ui *u, ui_pane *p);
 void ui_train_free(ui *u);
+
+int ui_inside_init(ui *u, ui_pane *p);
+void ui_inside_free(ui *u);
+void ui_inside_poll(ui *u);                  /* asks and adopts, like ui_predict_poll */
+void ui_inside_model_changed(ui *u);         /* under the session lock */
 
 int ui_cmd_init(ui *u, ui_pane *p);
 void ui_cmd_free(ui *u);

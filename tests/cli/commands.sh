@@ -171,4 +171,18 @@ for c in predict generate info train eval bench; do
     expect_out "$c --help shows usage" "usage: paramscope $c"
 done
 
+# ---- output that lines up; write errors; numbers out of range ----
+run "$PS" predict --json --top 2 "The sky is"
+check "predict --json keys" 0
+expect_out "json finite flag" '"finite": true'
+expect_out "json nothing non-finite" '"nonfinite_logits": 0'
+"$PS" predict --json "The sky is" >/dev/full 2>"$ERR"; rc=$?
+check "predict --json to a full device" 1 "paramscope: standard output: write error"
+"$PS" info >/dev/full 2>"$ERR"; rc=$?
+check "info to a full device" 1 "write error"
+run "$PS" predict --temperature 1e999 "The sky is"
+check "a temperature above the range" 2 "'1e999' is above the range of numbers"
+run "$PS" predict --temperature inf "The sky is"
+check "an infinite temperature" 2 "'inf' is infinite"
+
 finish

@@ -12,7 +12,7 @@ run "$PS" commands
 check "commands" 0
 awk 'NF == 1 && /^  /' "$OUT" | grep -q . && bad "a command without a summary: $(awk 'NF == 1 && /^  /' "$OUT")" || ok
 # the man page names every subcommand
-for c in predict generate info train eval bench commands; do
-    grep -q "^\\.SS $c\|^\\.B $c\|^\\.TP.*$c\|\\\\fB$c\\\\fR\|^$c" "$SRC/docs/paramscope.1" && ok || bad "docs/paramscope.1 does not describe '$c'"
+for c in predict generate info train eval bench commands attention lens attribute neuron patch saliency; do
+    grep -q "^\\.SS $c\|^\\.BI\? $c\|^\\.TP.*$c\|\\\\fB$c\\\\fR\|^$c" "$SRC/docs/paramscope.1" && ok || bad "docs/paramscope.1 does not describe '$c'"
 done
 finish

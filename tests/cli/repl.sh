@@ -97,4 +97,50 @@ python_free_cmp() { tail -c +"$(( $(od -An -t u8 -N 8 "$1" | tr -d ' ') + 9 ))" 
 cmp -s <(python_free_cmp "$WORK/undone.safetensors") <(python_free_cmp "$MODEL") && ok ||
     bad "after undoing everything the parameters' bytes differ from the file's"
 
+# ---- predictions after a baseline; non-finite values; prompts as typed ----
+printf 'baseline the sky is\npredict\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+check "baseline then a bare predict" 0
+grep -q "the baseline is for" "$OUT" && bad "a bare predict after baseline claims another prompt" || ok
+[ "$(grep -c '%   =$' "$OUT")" -eq 10 ] && ok || bad "a bare predict after baseline lost the = marks"
+printf 'predict the sky is \nbaseline\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+check "a prompt ending in a space" 0
+expect_out "the prompt keeps its space" 'baseline: the predictions for "the sky is " as they are now'
+
+printf 'h.0.ln_1.bias[0] = inf\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+check "setting inf is refused" 1 "stdin:1: VALUE: 'inf' is infinite; parameters are kept finite"
+printf 'h.0.ln_1.bias[0] = 3e38\nscale h.0.ln_1.bias 10\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+check "a scale that overflows is refused" 1 "stdin:2: scale would make 1 finite value infinite (the first: h.0.ln_1.bias[0] would be inf)"
+printf 'h.0.ln_1.bias[0] = 3e38\npredict the sky is\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+check "predict with logits that overflow" 0
+expect_out "non-finite logits said plainly" "no prediction: the logits are not finite"
+expect_out "where they first appear" "the first non-finite value appears in block 0 (attention)"
+grep -q '%' "$OUT" && bad "non-finite logits still show a bar" || ok
+printf 'h.0.ln_1.bias[0] = 3e38\ngenerate 5 the sky is\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+check "generate with non-finite logits" 1 "stdin:2: generate: after 0 tokens, the logits are not finite"
+printf 'h.0.ln_1.bias[0] = 3e38\neval\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+check "eval with a non-finite loss" 1 "stdin:2: eval: the validation loss is not finite (-nan) (the first non-finite value appears in block 0 (attention))"
+printf 'set temperature 1e-400\nset temperature 1e999\n' | "$PS" --plain >"$OUT" 2>"$ERR"; rc=$?
+grep -qF "stdin:1: temperature: '1e-400' is below the range of numbers" "$ERR" && ok || bad "1e-400 not called below the range"
+grep -qF "stdin:2: temperature: '1e999' is above the range of numbers" "$ERR" && ok || bad "1e999 not called above the range"
+
+# ---- training settings follow the optimizer, whatever the order ----
+wd() { awk '$1 == "weight-decay" {print $2}' "$OUT" | tail -1; }
+b2() { grep '^optimizer ' "$OUT" | tail -1 | sed 's/.*beta2 \([^,]*\),.*/\1/'; }
+printf 'train set optimizer adam\ntrain set\n' | "$PS" --plain >"$OUT" 2>"$ERR"
+[ "$(wd)" = 0 ] && [ "$(b2)" = 0.999 ] && ok || bad "adamw -> adam: weight decay $(wd), beta2 $(b2) (want 0, 0.999)"
+expect_out "what followed is said" "optimizer = adam (beta2 0.95 -> 0.999, weight-decay 0.1 -> 0: adam's defaults)"
+printf 'train set optimizer sgd\ntrain set optimizer adamw\ntrain set\n' | "$PS" --plain >"$OUT" 2>"$ERR"
+[ "$(wd)" = 0.1 ] && [ "$(b2)" = 0.95 ] && ok || bad "sgd -> adamw: weight decay $(wd), beta2 $(b2) (want 0.1, 0.95)"
+printf 'train set weight-decay 0.05\ntrain set optimizer adam\ntrain set optimizer sgd\ntrain set\n' | "$PS" --plain >"$OUT" 2>"$ERR"
+[ "$(wd)" = 0.05 ] && ok || bad "a weight decay set by hand did not stay: $(wd)"
+expect_out "a setting set by hand stays, and says so" "optimizer = sgd (weight-decay 0.05 stays as set)"
+printf 'train set weight-decay 0.05\ntrain set weight-decay default\ntrain set optimizer adamw\ntrain set\n' | "$PS" --plain >"$OUT" 2>"$ERR"
+[ "$(wd)" = 0.1 ] && ok || bad "weight-decay default did not follow adamw: $(wd)"
+for k in sgd momentum adam adamw; do
+    printf 'train set optimizer momentum\ntrain set optimizer %s\ntrain set\n' "$k" | "$PS" --plain >"$OUT" 2>"$ERR"
+    got="$(wd) $(b2)"
+    case $k in adamw) want="0.1 0.95" ;; *) want="0 0.999" ;; esac
+    [ "$got" = "$want" ] && ok || bad "momentum -> $k: weight decay and beta2 '$got', want '$want'"
+done
+
 finish

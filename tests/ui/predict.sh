@@ -29,6 +29,10 @@ for size in "100 30" "80 24"; do
     # Enter appends the top token
     keys Enter
     check "${cols}x$rows: Enter appends blue" wait_for "tokens the sky is blue"
+    # a weight that overflows the forward: no bar, and where it starts
+    command_line 'h.0.ln_1.bias[0] = 3e38'
+    check "${cols}x$rows: non-finite logits give no prediction" wait_for 'no prediction:'
+    check "${cols}x$rows: it says where the first one appears" wait_for 'block 0 (attention)'
     keys F10
     check "${cols}x$rows: F10 quits" wait_file "$WORK/status"
 done

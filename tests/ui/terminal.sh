@@ -15,7 +15,12 @@ check "opens" wait_for "Predict"
 keys F1
 check "help: first steps" wait_for "First steps"
 check "help: the keys" wait_for "Everywhere"
-keys NPage NPage NPage NPage NPage NPage NPage NPage
+# page down until the training commands show (the help grows with the table)
+for _ in $(seq 1 30); do
+    screen | grep -qE 'train step \[N\] +run N' && break
+    keys NPage
+    sleep 0.1
+done
 check "help: commands from the command table" wait_re 'train step \[N\] +run N'
 keys Escape
 check "help closes" wait_gone "First steps"
