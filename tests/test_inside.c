@@ -164,6 +164,19 @@ static void test_every_view_runs(void **state)
     assert_int_equal((int)json_array_size(json_object_get(o, "resid")), cfg.n_layer + 1);
     assert_int_equal((int)json_array_size(json_object_get(o, "heads")), cfg.n_layer);
     json_decref(o);
+    /* longer than one batch of patched sequences: positions in every batch
+     * are right (nothing before the difference, all of it at the end) */
+    o = run_json("patch --json abcdefghijkm | abcdefghijkn");
+    json_t *res = json_object_get(o, "resid");
+    for (int l = 0; l <= cfg.n_layer; l++) {
+        json_t *row = json_array_get(res, (size_t)l);
+        assert_int_equal((int)json_array_size(row), 12);
+        for (int t = 0; t < 11; t++)
+            assert_true(fabs(json_number_value(json_array_get(row, (size_t)t))) < 1e-9);
+        if (l == 0 || l == cfg.n_layer)
+            assert_true(fabs(json_number_value(json_array_get(row, 11)) - 1.0) < 1e-5);
+    }
+    json_decref(o);
     /* the neuron scan needs training text: the bundled corpus, read with
      * this tokenizer */
     o = run_json("neuron --json 0.3 the theat he");

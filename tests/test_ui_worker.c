@@ -43,6 +43,11 @@ static int reached(const ui_train_snap *sn, long step)
     return sn->step >= step && sn->job == UI_JOB_NONE && !sn->busy && !sn->queued;
 }
 
+static int past(const ui_train_snap *sn, long step)
+{
+    return sn->step > step;
+}
+
 static int idle(const ui_train_snap *sn, long unused)
 {
     (void)unused;
@@ -129,9 +134,10 @@ static void test_threads_meet(void **state)
     /* the nudge landed between steps, through the command language */
     assert_non_null(strstr(log, "set ln_f.bias[0] to"));
 
-    /* a run, paused from here, stops at a phase boundary and stays */
+    /* a run, paused from here once it has made a step, stops at a phase
+     * boundary and stays */
     ui_worker_train(w, UI_JOB_RUN, 0);
-    sleep_ms(200);
+    assert_true(wait_snap(w, past, 12, 60));
     ui_worker_train(w, UI_JOB_NONE, 0);
     assert_true(wait_snap(w, idle, 0, 30));
     ui_worker_snapshot(w, &sn);
@@ -143,9 +149,9 @@ static void test_threads_meet(void **state)
     assert_int_equal(sn.next_phase, next);
     assert_true(paused_at > 12);
 
-    /* Ctrl-C stops a long job */
+    /* Ctrl-C stops a long job, once it is under way */
     ui_worker_submit(w, "train step 100000", 0);
-    sleep_ms(100);
+    assert_true(wait_snap(w, past, paused_at, 60));
     ui_worker_interrupt(w);
     assert_true(wait_snap(w, idle, 0, 30));
     ui_worker_snapshot(w, &sn);

@@ -7,9 +7,8 @@
  * the live file mappings; its SIGBUS handler, for a fault inside one of them,
  * puts a page of zeros where the file's page was and lets the computation go
  * on.  The numbers computed from it are wrong, but the size check that every
- * command of the language runs before it trusts the file's values
- * (ps_st_check_unchanged, ps_model_file_check) then says the file changed,
- * and the session can save its edits elsewhere.
+ * command of the language runs first (ps_model_file_check, in the REPL's
+ * dispatch) then says the file changed, and the session can `load` it again.
  *
  * The table is the one piece of process-wide mutable state below the UI: a
  * signal handler can find nothing else.  It is lock-free (atomics), so the

@@ -101,7 +101,9 @@ const ps_neuron_hit *ps_neuron_scan_hits(const ps_neuron_scan *s, int layer, int
  *   resid[l, p]  the residual stream entering block l (l == n_layer: after
  *                the last block) at position p;
  *   head[l, h]   head h's output in block l, at every position.
- * Batched: T experiments of one stage run as one forward of T sequences. */
+ * Batched: the experiments of one stage run as forwards of up to 8
+ * sequences (positions) or n_head sequences (heads), so memory stays a few
+ * forwards' worth whatever the prompt's length. */
 typedef struct ps_patching {
     int n_layer, n_head, T;
     int answer, wrong;

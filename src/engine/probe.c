@@ -277,6 +277,8 @@ int ps_neuron_scan_run(ps_neuron_scan **out, ps_model *m, const int *tokens, siz
 
 /* ---- activation patching ---- */
 
+#define PATCH_BATCH 8         /* patched sequences per forward */
+
 void ps_patching_clear(ps_patching *p)
 {
     if (!p)
@@ -334,7 +336,7 @@ int ps_probe_patch(ps_model *m, const int *clean, const int *corrupt, int T, int
                             cf->vocab_size - 1);
     size_t tc = (size_t)T * C, per_run = (size_t)(2 * L + 1) * tc;
     float *saved = malloc(2 * per_run * sizeof *saved);
-    int *batch = malloc((size_t)(T > NH ? T : NH) * T * sizeof *batch);
+    int *batch = malloc((size_t)(PATCH_BATCH > NH ? PATCH_BATCH : NH) * T * sizeof *batch);
     out->resid = malloc((size_t)(L + 1) * T * sizeof *out->resid);
     out->head = malloc((size_t)L * NH * sizeof *out->head);
     int rc = PS_OK;
@@ -353,21 +355,27 @@ int ps_probe_patch(ps_model *m, const int *clean, const int *corrupt, int T, int
         (rc = run_one(m, corrupt, T, answer, wrong, x_resid, x_atty, &out->ld_corrupt, err)))
         goto fail;
 
-    /* the residual stream: sequence p of the batch has position p patched */
-    for (int b = 0; b < T; b++)
-        memcpy(batch + (size_t)b * T, corrupt, (size_t)T * sizeof *batch);
-    if ((rc = ps_model_forward(m, batch, T, T, err)))
-        goto fail;
-    for (int l = 0; l <= L; l++) {
-        float *x = resid_in(m, l);
-        for (int b = 0; b < T; b++) {
-            memcpy(x + b * tc, x_resid + l * tc, tc * sizeof *x);
-            memcpy(x + b * tc + (size_t)b * C, c_resid + l * tc + (size_t)b * C, (size_t)C * sizeof *x);
-        }
-        if ((rc = ps_model_forward_from(m, l, 0, err)))
+    /* the residual stream: sequence b of a batch has position p0 + b
+     * patched; PATCH_BATCH positions at a time keep the activations to a
+     * few forwards' worth however long the prompt */
+    for (int p0 = 0; p0 < T; p0 += PATCH_BATCH) {
+        int nb = T - p0 < PATCH_BATCH ? T - p0 : PATCH_BATCH;
+        for (int b = 0; b < nb; b++)
+            memcpy(batch + (size_t)b * T, corrupt, (size_t)T * sizeof *batch);
+        if ((rc = ps_model_forward(m, batch, nb, T, err)))
             goto fail;
-        for (int b = 0; b < T; b++)
-            out->resid[l * T + b] = restored(logit_diff(m, b, answer, wrong), out);
+        for (int l = 0; l <= L; l++) {
+            float *x = resid_in(m, l);
+            for (int b = 0; b < nb; b++) {
+                size_t at = (size_t)(p0 + b) * C;
+                memcpy(x + b * tc, x_resid + l * tc, tc * sizeof *x);
+                memcpy(x + b * tc + at, c_resid + l * tc + at, (size_t)C * sizeof *x);
+            }
+            if ((rc = ps_model_forward_from(m, l, 0, err)))
+                goto fail;
+            for (int b = 0; b < nb; b++)
+                out->resid[l * T + p0 + b] = restored(logit_diff(m, b, answer, wrong), out);
+        }
     }
 
     /* heads: sequence h of the batch has head h's output patched */

@@ -283,10 +283,12 @@ int ps_atomic_open(ps_atomic_file *a, const char *path, ps_error *err)
     char *dir = ps_file_dir(a->path);
     if (!dir)
         goto nomem;
-    a->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    /* naming an unnamed file later goes through /proc/self/fd: without
+     * /proc (a chroot, a container) take the named temporary file at once */
+    a->fd = access("/proc/self/fd", X_OK) == 0 ? open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600) : -1;
     free(dir);
     if (a->fd < 0) {
-        /* no O_TMPFILE here (older kernels, some network file systems) */
+        /* no O_TMPFILE here (older kernels, some network file systems, no /proc) */
         size_t n = strlen(a->path);
         if (!(a->tmp = malloc(n + sizeof TMP_SUFFIX)))
             goto nomem;

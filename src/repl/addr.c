@@ -326,15 +326,28 @@ static int bad_item(parser *P, const char *from)
                         ADDR_ARG(P));
 }
 
-static int parse_string(parser *P, item *it)
+/* " at column C of 'TEXT'" for a place in the text being parsed, or "". */
+static void place(char *buf, size_t size, const char *base, int shown_len, const char *shown, const char *at)
+{
+    if (base)
+        snprintf(buf, size, " at column %d of '%.*s'", (int)(at - base) + 1, shown_len, shown);
+    else
+        buf[0] = '\0';
+}
+
+/* addr_unquote, with the place of a failure in the message: its column
+ * counted from base, and the text shown. */
+static int addr_unquote_in(const char *s, const char *end, char *out, size_t cap, const char **stop,
+                           const char *base, int shown_len, const char *shown, ps_error *err)
 {
     size_t n = 0;
-    P->s++;                                  /* the opening quote */
-    while (P->s < P->end && *P->s != '"') {
-        const char *at = P->s;
-        char c = *P->s++;
-        if (c == '\\' && P->s < P->end) {
-            char e = *P->s++;
+    char where[600];
+    const char *p = s + 1;                   /* past the opening quote */
+    while (p < end && *p != '"') {
+        const char *at = p;
+        char c = *p++;
+        if (c == '\\' && p < end) {
+            char e = *p++;
             int h1, h2;
             switch (e) {
             case '"': case '\\': c = e; break;
@@ -342,29 +355,48 @@ static int parse_string(parser *P, item *it)
             case 'r': c = '\r'; break;
             case 't': c = '\t'; break;
             case 'x':
-                if (P->end - P->s < 2 || (h1 = hex_digit(P->s[0])) < 0 || (h2 = hex_digit(P->s[1])) < 0 ||
-                    (h1 == 0 && h2 == 0))
-                    return ps_error_set(P->err, PS_ERR_INVALID,
-                                        "'\\x' at column %d of '%.*s' needs two hex digits, "
-                                        "not 00 (a byte: \\x1b)", column(P, at), ADDR_ARG(P));
+                if (end - p < 2 || (h1 = hex_digit(p[0])) < 0 || (h2 = hex_digit(p[1])) < 0 || (h1 == 0 && h2 == 0)) {
+                    *stop = at;
+                    place(where, sizeof where, base, shown_len, shown, at);
+                    return ps_error_set(err, PS_ERR_INVALID, "'\\x'%s needs two hex digits, not 00 (a byte: \\x1b)",
+                                        where);
+                }
                 c = (char)(h1 * 16 + h2);
-                P->s += 2;
+                p += 2;
                 break;
             default:
-                return ps_error_set(P->err, PS_ERR_INVALID,
-                                    "unknown escape '\\%c' at column %d of '%.*s': a "
-                                    "quoted token knows \\\", \\\\, \\n, \\r, \\t and \\xNN",
-                                    e, column(P, at), ADDR_ARG(P));
+                *stop = at;
+                place(where, sizeof where, base, shown_len, shown, at);
+                return ps_error_set(err, PS_ERR_INVALID, "unknown escape '\\%c'%s: a quoted token knows \\\", "
+                                    "\\\\, \\n, \\r, \\t and \\xNN", e, where);
             }
         }
-        if (n + 1 >= sizeof P->str)
-            return ps_error_set(P->err, PS_ERR_INVALID,
-                                "quoted token at column %d is longer than %d bytes",
-                                column(P, it->text), TOKEN_MAX - 1);
-        P->str[n++] = c;
+        if (n + 1 >= cap) {
+            *stop = s;
+            place(where, sizeof where, base, shown_len, shown, s);
+            return ps_error_set(err, PS_ERR_INVALID, "quoted token%s is longer than %zu bytes", where, cap - 1);
+        }
+        out[n++] = c;
     }
-    P->str[n] = '\0';
-    P->s++;                                  /* the closing quote (checked) */
+    out[n] = '\0';
+    *stop = p;
+    if (p >= end)
+        return ps_error_set(err, PS_ERR_INVALID, "the quote is not closed");
+    return PS_OK;
+}
+
+int addr_unquote(const char *s, const char *end, char *out, size_t cap, const char **stop, ps_error *err)
+{
+    return addr_unquote_in(s, end, out, cap, stop, NULL, 0, NULL, err);
+}
+
+static int parse_string(parser *P, item *it)
+{
+    const char *stop;
+    int rc = addr_unquote_in(P->s, P->end, P->str, sizeof P->str, &stop, P->text, ADDR_ARG(P), P->err);
+    if (rc)
+        return rc;
+    P->s = stop + 1;                         /* past the closing quote */
     it->type = ITEM_STRING;
     return 0;
 }

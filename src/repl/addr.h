@@ -101,6 +101,13 @@ typedef struct addr_view {
 /* Parses `text` into *out.  `tok` may be NULL (then quoted tokens are an
  * error and token rows are named by id).  On failure *out is unspecified,
  * err holds the message and a negative PS_ERR_* code is returned. */
+/* A quoted token: s points at its opening '"'; the bytes up to the closing
+ * one (not past end) are unescaped into out [cap] (\" \\ \n \r \t \xNN, as
+ * canonical names write them) and *stop is left at the closing quote.  On
+ * failure (an unknown escape, too long, no closing quote) *stop is where it
+ * went wrong and err says what. */
+int addr_unquote(const char *s, const char *end, char *out, size_t cap, const char **stop, ps_error *err);
+
 int addr_parse(ps_model *m, const ps_tokenizer *tok, const char *text,
                addr_view *out, ps_error *err);
 

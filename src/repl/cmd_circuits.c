@@ -142,9 +142,7 @@ int ps_cmd_neuron(ps_session *s, int argc, char **argv, ps_out *out)
     }
 done:
     free(act);
-    if (have_text)
-        inside_clear(&in);
-    return rc;
+    return have_text ? inside_finish(s, &in, rc) : rc;
 }
 
 /* ---- activation patching ---- */
@@ -200,7 +198,7 @@ int ps_cmd_patch(ps_session *s, int argc, char **argv, ps_out *out)
     }
     const char *an = ps_tokenizer_token(s->lm.tok, answer), *wn = ps_tokenizer_token(s->lm.tok, wrong);
     int L = p.n_layer, NH = p.n_head;
-    char b[LABEL_MAX], b2[LABEL_MAX];
+    char b[LABEL_MAX], b2[LABEL_MAX], b3[LABEL_MAX], b4[LABEL_MAX];
     if (json) {
         json_t *o = json_object(), *res = json_array(), *heads = json_array();
         json_object_set_new(o, "clean", inside_tokens_json(&in));
@@ -231,7 +229,7 @@ int ps_cmd_patch(ps_session *s, int argc, char **argv, ps_out *out)
         fprintf(out->f, "patching \"%s\" into \"%s\": logit(%s) - logit(%s) is %.3f clean, %.3f corrupt;\n"
                         "each cell: the share of that difference restored by the clean run's piece (100%% = all)\n",
                 inside_fit(clean, 24, 0, out->utf8, b, sizeof b), inside_fit(corrupt, 24, 0, out->utf8, b2, sizeof b2),
-                inside_fit(an, 12, 0, out->utf8, b + 128, 128), inside_fit(wn, 12, 0, out->utf8, b2 + 128, 128), p.ld_clean,
+                inside_fit(an, 12, 0, out->utf8, b3, sizeof b3), inside_fit(wn, 12, 0, out->utf8, b4, sizeof b4), p.ld_clean,
                 p.ld_corrupt);
         int cw = 8;
         fprintf(out->f, "%-14s", "residual into");
@@ -260,7 +258,7 @@ int ps_cmd_patch(ps_session *s, int argc, char **argv, ps_out *out)
         }
     }
     ps_patching_clear(&p);
-    inside_clear(&in);
+    rc = inside_finish(s, &in, rc);
 done:
     ps_tokens_free(&tc);
     ps_tokens_free(&tx);
@@ -286,7 +284,7 @@ int ps_cmd_saliency(ps_session *s, int argc, char **argv, ps_out *out)
     if ((rc = ps_probe_saliency(in.pm, top, g, g + T, &out->err)))
         goto done;
     const char *name = ps_tokenizer_token(s->lm.tok, top);
-    char b[LABEL_MAX];
+    char b[LABEL_MAX], b2[LABEL_MAX];
     if (json) {
         json_t *o = json_object(), *gn = json_array(), *gx = json_array();
         for (int t = 0; t < T; t++) {
@@ -305,7 +303,7 @@ int ps_cmd_saliency(ps_session *s, int argc, char **argv, ps_out *out)
     for (int t = 0; t < T; t++)
         peak = g[t] > peak ? g[t] : peak;
     fprintf(out->f, "saliency of \"%s\": how strongly each token's embedding moves log p(%s)\n",
-            inside_fit(name, 20, 0, out->utf8, b, sizeof b), inside_fit(name, 20, 0, out->utf8, b + 128, 128));
+            inside_fit(name, 20, 0, out->utf8, b, sizeof b), inside_fit(name, 20, 0, out->utf8, b2, sizeof b2));
     for (int t = 0; t < T; t++) {
         char bar[256] = "";
         ps_render_bar(bar, sizeof bar, peak > 0 ? g[t] / peak : 0, 30, out->utf8);
@@ -314,6 +312,5 @@ int ps_cmd_saliency(ps_session *s, int argc, char **argv, ps_out *out)
     }
 done:
     free(g);
-    inside_clear(&in);
-    return rc;
+    return inside_finish(s, &in, rc);
 }

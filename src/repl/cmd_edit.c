@@ -16,7 +16,6 @@
 
 #include "paramscope/sample.h"
 #include "repl/addr.h"
-#include "paramscope/model_file.h"
 #include "repl/command.h"
 
 #define GROUP "Changing parameters"
@@ -436,10 +435,7 @@ static int cmd_reset(ps_session *s, int argc, char **argv, ps_out *out)
 {
     ps_perturb_result res;
     char n[32];
-    ps_error why;
-    int rc = ps_model_file_check(s->lm.model, &why);
-    if (rc)
-        return ps_fail(out, rc, "reset: %s; the values not yet edited are no longer the file's", why.msg);
+    int rc;
     if (argc == 0) {
         ps_model *m = s->lm.model;
         ps_param_diff *d = malloc(sizeof *d * (size_t)m->n_params);
@@ -587,9 +583,6 @@ static void diff_predictions(ps_session *s, const ps_param_diff *d, int nd, ps_o
 static int cmd_diff(ps_session *s, int argc, char **argv, ps_out *out)
 {
     ps_model *m = s->lm.model;
-    ps_error why;
-    if (ps_model_file_check(m, &why))
-        return ps_fail(out, PS_ERR_STATE, "diff: %s; what is unedited may differ from what was loaded", why.msg);
     ps_param_diff *d = malloc(sizeof *d * (size_t)m->n_params);
     int nd = 0;
     if (!d)
@@ -730,6 +723,6 @@ const ps_command ps_cmds_edit[] = {
      "moment) and shows each top token's probability now and then.\n",
      GROUP, PS_COMPLETE_NONE, 0, 0, PS_CMD_EDITS, cmd_diff},
     {"history", "", "the edits so far, and where undo stands", "",
-     GROUP, PS_COMPLETE_NONE, 0, 0, 0, cmd_history},
+     GROUP, PS_COMPLETE_NONE, 0, 0, PS_CMD_ANY_MODEL, cmd_history},
     {0},
 };

@@ -13,6 +13,7 @@
 #include "paramscope/kernels.h"
 #include "paramscope/probe.h"
 #include "paramscope/sample.h"
+#include "repl/addr.h"
 #include "repl/inside.h"
 
 /* ---- attention ---- */
@@ -153,8 +154,7 @@ static int cmd_attention(ps_session *s, int argc, char **argv, ps_out *out)
                 in.T == 1 ? "" : "s");
         print_layer(&in, l, out);
     }
-    inside_clear(&in);
-    return rc;
+    return inside_finish(s, &in, rc);
 }
 
 /* ---- the logit lens ---- */
@@ -243,36 +243,29 @@ static int cmd_lens(ps_session *s, int argc, char **argv, ps_out *out)
 done:
     free(logits);
     free(probs);
-    inside_clear(&in);
-    return rc;
+    return inside_finish(s, &in, rc);
 }
 
 /* ---- direct logit attribution ---- */
 
-/* A quoted first word ("blue", " blue", 'blue') names the token; the
- * quotes' escapes are those of addresses. */
+/* A quoted first word ("blue", " blue") names the token, with the escapes
+ * of addresses (\" \\ \n \r \t \xNN), so every token shown can be typed back. */
 static int take_token(ps_session *s, char **text, int *id, ps_out *out)
 {
     char *p = inside_skip_space(*text);
     *id = -1;
-    if (*p != '"' && *p != '\'')
+    if (*p != '"')
         return PS_OK;
-    char q = *p, raw[LABEL_MAX];
-    size_t n = 0;
-    for (p++; *p && *p != q; p++) {
-        if (*p == '\\' && p[1])
-            p++;
-        if (n + 1 < sizeof raw)
-            raw[n++] = *p;
-    }
-    if (*p != q)
-        return ps_fail(out, PS_ERR_INVALID, "the token's quote is not closed (write \"TOKEN\" then the text)");
-    raw[n] = '\0';
-    *text = inside_skip_space(p + 1);
+    char raw[LABEL_MAX];
+    const char *stop;
+    ps_error why;
+    if (addr_unquote(p, p + strlen(p), raw, sizeof raw, &stop, &why))
+        return ps_fail(out, PS_ERR_INVALID, "the token: %s (write \"TOKEN\" then the text)", why.msg);
+    *text = inside_skip_space((char *)stop + 1);
     if ((*id = ps_tokenizer_find(s->lm.tok, raw)) < 0) {
         char b[LABEL_MAX];
-        return ps_fail(out, PS_ERR_NOT_FOUND, "no token \"%s\" in the vocabulary",
-                       ps_printable(raw, b, sizeof b));
+        ps_escape(raw, strlen(raw), PS_ESCAPE_QUOTED | PS_ESCAPE_UTF8, b, sizeof b);
+        return ps_fail(out, PS_ERR_NOT_FOUND, "no token \"%s\" in the vocabulary", b);
     }
     return PS_OK;
 }
@@ -301,7 +294,7 @@ static int cmd_attribute(ps_session *s, int argc, char **argv, ps_out *out)
         goto done;
     int n = inside_parts(&a, parts);
     const char *name = ps_tokenizer_token(s->lm.tok, token);
-    char b[LABEL_MAX];
+    char b[LABEL_MAX], b2[LABEL_MAX];
     if (json) {
         json_t *o = json_object(), *ps = json_array();
         json_object_set_new(o, "tokens", inside_tokens_json(&in));
@@ -322,7 +315,7 @@ static int cmd_attribute(ps_session *s, int argc, char **argv, ps_out *out)
         goto done;
     }
     fprintf(out->f, "what adds to the logit of \"%s\" (%.3f) at \"%s\", largest first:\n",
-            inside_fit(name, 20, 0, out->utf8, b, sizeof b), a.logit, inside_fit(inside_piece(&in, t), 20, 0, out->utf8, b + 128, 128));
+            inside_fit(name, 20, 0, out->utf8, b, sizeof b), a.logit, inside_fit(inside_piece(&in, t), 20, 0, out->utf8, b2, sizeof b2));
     double biggest = fabs(parts[0].value) > 0 ? fabs(parts[0].value) : 1;
     int shown = n < 16 ? n : 16, barw = out->width - 36 > 10 ? (out->width - 36 < 30 ? out->width - 36 : 30) : 10;
     for (int i = 0; i < shown; i++) {
@@ -340,8 +333,7 @@ static int cmd_attribute(ps_session *s, int argc, char **argv, ps_out *out)
 done:
     ps_attribution_clear(&a);
     free(parts);
-    inside_clear(&in);
-    return rc;
+    return inside_finish(s, &in, rc);
 }
 
 /* ---- the table ---- */

@@ -11,8 +11,11 @@ static int cmd_save(ps_session *s, int argc, char **argv, ps_out *out)
 {
     ps_meta meta = {0};
     int rc = PS_OK;
+    /* the file's metadata, but not its pairing with a .state: what is saved
+     * here without a run is not the run that .state continues */
     for (int i = 0; i < s->lm.meta.n && !rc; i++)
-        rc = ps_meta_set(&meta, s->lm.meta.keys[i], s->lm.meta.vals[i]);
+        if (strcmp(s->lm.meta.keys[i], "train.state_id"))
+            rc = ps_meta_set(&meta, s->lm.meta.keys[i], s->lm.meta.vals[i]);
     /* with a run in progress, its optimizer state is saved beside the model
      * (FILE.state), so that `paramscope train --resume FILE` continues it */
     if (!rc && s->trainer)
@@ -123,14 +126,14 @@ const ps_command ps_cmds_misc[] = {
     {"load", "FILE", "open another model file (or a GPT-2 folder)",
      "A regular file (or a folder of a GPT-2 checkpoint) only: a FIFO or a device is\n"
      "refused at once.  On failure the current model stays.\n",
-     "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_load},
+     "Files and the rest", PS_COMPLETE_FILE, 1, 1, PS_CMD_ANY_MODEL, cmd_load},
     {"source", "FILE", "run the commands in FILE", "Errors are reported as FILE:LINE: message.\n",
-     "Files and the rest", PS_COMPLETE_FILE, 1, 1, 0, cmd_source},
+     "Files and the rest", PS_COMPLETE_FILE, 1, 1, PS_CMD_ANY_MODEL, cmd_source},
     {"help", "[COMMAND]", "list the commands, or explain one", "",
-     "Files and the rest", PS_COMPLETE_COMMAND, 0, 2, 0, cmd_help},
+     "Files and the rest", PS_COMPLETE_COMMAND, 0, 2, PS_CMD_ANY_MODEL, cmd_help},
     {"quit", "", "leave paramscope (also: exit, Ctrl-D)", "",
-     "Files and the rest", PS_COMPLETE_NONE, 0, 0, 0, cmd_quit},
+     "Files and the rest", PS_COMPLETE_NONE, 0, 0, PS_CMD_ANY_MODEL, cmd_quit},
     {"exit", "", "leave paramscope", "",
-     "Files and the rest", PS_COMPLETE_NONE, 0, 0, 0, cmd_quit},
+     "Files and the rest", PS_COMPLETE_NONE, 0, 0, PS_CMD_ANY_MODEL, cmd_quit},
     {0},
 };

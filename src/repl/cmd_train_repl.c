@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "paramscope/probe.h"
 #include "repl/command.h"
 
 static int ensure_trainer(ps_session *s, ps_out *out)
@@ -236,6 +237,9 @@ static int cmd_train_data(ps_session *s, int argc, char **argv, ps_out *out)
     free(s->data_path);
     s->corpus = c;
     s->data_path = path;
+    /* `neuron`'s contexts are positions in the old text */
+    ps_neuron_scan_free(s->neuron_scan);
+    s->neuron_scan = NULL;
     fprintf(out->f, "training data: %s, %zu tokens (%zu unknown words)\n", path, c->n, c->n_unknown);
     return PS_OK;
 }

@@ -32,6 +32,10 @@ typedef enum ps_complete {
 enum {
     PS_CMD_RAW = 1 << 0,      /* argv[0] is the rest of the line, verbatim (prompts) */
     PS_CMD_EDITS = 1 << 1,    /* changes parameters (queued while training runs) */
+    PS_CMD_ANY_MODEL = 1 << 2, /* runs even when the model's mapped file changed
+                                 underneath (load, help, quit, history): every
+                                 other command refuses then, since the weights
+                                 not yet edited are no longer the file's */
 };
 
 typedef int (*ps_cmd_fn)(ps_session *s, int argc, char **argv, ps_out *out);

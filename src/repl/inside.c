@@ -79,6 +79,7 @@ int inside_parse_pair(const char *word, const char *what, int max_l, int max_n, 
 
 void inside_clear(inside *in)
 {
+    free(in->text);
     ps_model_free(in->pm);
     ps_tokens_free(&in->tk);
     memset(in, 0, sizeof *in);
@@ -105,22 +106,42 @@ int inside_run(ps_session *s, const char *text, inside *in, ps_out *out)
         inside_clear(in);
         return ps_fail(out, PS_ERR_INVALID, "every word of the prompt is unknown to the model");
     }
-    int n_ctx = s->lm.model->cfg.n_ctx;
+    int n_ctx = s->lm.model->cfg.n_ctx, V = s->lm.model->cfg.vocab_size;
     in->first = in->tk.n > n_ctx ? in->tk.n - n_ctx : 0;
     in->T = in->tk.n - in->first;
+    if (!(in->text = strdup(text))) {
+        inside_clear(in);
+        return ps_fail(out, PS_ERR_NOMEM, "out of memory");
+    }
     if ((rc = ps_model_init_shared(&in->pm, s->lm.model, &out->err)) ||
         (rc = ps_model_forward(in->pm, in->tk.ids + in->first, 1, in->T, &out->err))) {
         inside_clear(in);
         return rc;
     }
-    if (text != s->prompt) {
-        char *keep = strdup(text);
-        if (keep) {
-            free(s->prompt);
-            s->prompt = keep;
-        }
+    /* no view of numbers that are not numbers: say where they start */
+    const float *z = ps_model_logits(in->pm, 0, in->T - 1);
+    int bad = 0;
+    for (int v = 0; v < V; v++)
+        bad += !isfinite(z[v]);
+    if (bad) {
+        char at[48];
+        ps_model_find_nonfinite(in->pm, at, sizeof at);
+        inside_clear(in);
+        return ps_fail(out, PS_ERR_NUMERIC, "the forward pass is not finite: %d of %d logits are NaN or infinite%s%s",
+                       bad, V, at[0] ? ", the first non-finite value appears in " : "", at);
     }
     return PS_OK;
+}
+
+int inside_finish(ps_session *s, inside *in, int rc)
+{
+    if (rc == PS_OK && in->text && (!s->prompt || strcmp(s->prompt, in->text))) {
+        free(s->prompt);
+        s->prompt = in->text;     /* the prompt of a view that worked is the session's */
+        in->text = NULL;
+    }
+    inside_clear(in);
+    return rc;
 }
 
 /* ---- text for people ---- */

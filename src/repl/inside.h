@@ -25,13 +25,17 @@ typedef struct inside {
     ps_model *pm;             /* shares the session's weights */
     ps_tokens tk;             /* the prompt as encoded */
     int first, T;             /* the tokens used: tk.ids[first .. first + T) */
+    char *text;               /* the prompt */
 } inside;
 
 /* Encodes text (the last prompt when empty), keeps its last n_ctx tokens and
- * runs them through a model sharing the session's weights; the prompt
- * becomes the session's. */
+ * runs them through a model sharing the session's weights.  Fails, saying
+ * where, when the logits are not finite. */
 int inside_run(ps_session *s, const char *text, inside *in, ps_out *out);
 void inside_clear(inside *in);
+/* The end of a view: when rc is PS_OK its prompt becomes the session's
+ * (a failed command changes nothing); then inside_clear.  Returns rc. */
+int inside_finish(ps_session *s, inside *in, int rc);
 /* The text of used token t. */
 const char *inside_piece(const inside *in, int t);
 

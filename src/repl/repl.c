@@ -2,6 +2,8 @@
  * `source` and standard input, so that a lesson typed once replays the same. */
 #include "repl/repl.h"
 
+#include "paramscope/model_file.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -138,6 +140,11 @@ static int run_command(ps_session *s, const ps_command *c, int argc, char **argv
 {
     if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args))
         return ps_fail(out, PS_ERR_INVALID, "usage: %s%s%s", c->name, *c->args ? " " : "", c->args);
+    /* one fstat: a mapped model file truncated or rewritten by another
+     * program has silently changed the weights not yet edited */
+    ps_error why;
+    if (!(c->flags & PS_CMD_ANY_MODEL) && ps_model_file_check(s->lm.model, &why))
+        return ps_fail(out, PS_ERR_STATE, "%s; `load` it again (the edits so far: `history`)", why.msg);
     return c->run(s, argc, argv, out);
 }
 
@@ -272,6 +279,8 @@ int ps_repl_run_stream(ps_session *s, FILE *in, const char *name, const ps_repl_
         lineno++;
         if (len > 0 && line[len - 1] == '\n')
             line[--len] = '\0';
+        if (len > 0 && line[len - 1] == '\r')
+            line[--len] = '\0';      /* a script written with CRLF line ends */
         if (o->echo) {
             const char *q = line;
             while (isspace((unsigned char)*q)) q++;

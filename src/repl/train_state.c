@@ -324,11 +324,17 @@ int ps_train_save_run(const ps_trainer *t, const ps_tokenizer *tok, ps_meta *met
         rc = ps_error_set(err, PS_ERR_NOMEM, "%s: out of memory while saving the training state", path);
         goto done;
     }
-    unlink(pending);          /* a killed save's, of this very pair */
-    if ((rc = write_state(t, pending, id, err)) < 0)
+    /* PATH.state.ID left by a save of this very state that failed or was
+     * killed after naming it: ID is a hash of the state, so it holds what
+     * would be written, whole (it was named only once complete).  Keep it:
+     * deleting it first would, if this save failed too, leave the model on
+     * disk (which may already carry ID) without its state. */
+    int wrote = access(pending, F_OK) != 0;
+    if (wrote && (rc = write_state(t, pending, id, err)) < 0)
         goto done;
     if ((rc = ps_model_save(t->m, tok, meta, path, err)) < 0) {
-        unlink(pending);
+        if (wrote)
+            unlink(pending);
         goto done;
     }
     if ((rc = ps_file_rename(pending, final, err)) < 0) {
@@ -361,6 +367,14 @@ static int open_state(const char *final, const char *pending, const char *model_
 {
     *is_pending = 0;
     int rc = ps_st_open(out, final, err);
+    if (!id && !rc && ps_st_meta(*out, "state_id")) {
+        /* the state belongs to a save; a model without the id was saved
+         * after it, without a run (`save` of an edited model) */
+        ps_st_close(*out);
+        *out = NULL;
+        return ps_error_set(err, PS_ERR_FORMAT, "%s: was saved without its optimizer state (no train.state_id), "
+                            "so %s belongs to an earlier save: the two do not match", model_path, final);
+    }
     if (!id)
         return rc;
     const char *sid = rc ? NULL : ps_st_meta(*out, "state_id");

@@ -40,6 +40,24 @@ expect_out "saliency: sky matters most" "sky            |grad|   0.8525"
 repl 'predict the sky is' 'lens'
 expect_out "lens without text: the last prompt" 'logit lens at "is"'
 
+# a token typed back with the escapes of addresses
+repl 'attribute "\x62lue" the sky is'
+check "attribute: escapes in the token" 0
+expect_out "attribute: \\x62lue is blue" 'the logit of "blue"'
+# numbers that are not numbers: no view, and where they start
+repl 'h.0.ln_1.bias[0] = 3e38' 'lens the sky is'
+check "lens of a non-finite forward" 1 "the forward pass is not finite"
+grep -qF "block 0 (attention)" "$ERR" && ok || bad "lens: the first non-finite stage is not named"
+# the neuron's contexts follow the training text
+tac "$SRC/models/corpus.txt" > "$WORK/reversed.txt"
+repl 'neuron 0.1' "train data $WORK/reversed.txt" 'neuron 0.1'
+check "neuron after train data" 0
+# (a scan kept from the old text would show the same activations at
+# positions of the new one)
+first=$(grep -A3 'strongest over the training text (the bundled' "$OUT" | tail -n 3 | awk '{print $1}' | tr '\n' ' ')
+second=$(grep -A3 "strongest over the training text ($WORK/reversed.txt" "$OUT" | tail -n 3 | awk '{print $1}' | tr '\n' ' ')
+[ -n "$second" ] && [ "$first" != "$second" ] && ok || bad "neuron: the scan did not follow the new text ('$first' / '$second')"
+
 # ---- the same as subcommands, --json ----
 run "$PS" attention --json 0.1 "The sky is"
 check "attention --json" 0

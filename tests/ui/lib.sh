@@ -14,6 +14,7 @@ if ! command -v tmux >/dev/null 2>&1; then
 fi
 WORK=$(mktemp -d)
 SOCK="pstest-$$"
+starts=0
 passed=0
 failed=0
 unset PARAMSCOPE_MODEL PARAMSCOPE_DATA NO_COLOR PARAMSCOPE_ASCII TMUX
@@ -34,6 +35,10 @@ start() {
     local cols=$1 rows=$2
     shift 2
     tm kill-server >/dev/null 2>&1
+    # a server of its own for each start: a new server on the socket of one
+    # still shutting down can die with it ("server exited unexpectedly")
+    starts=$((starts + 1))
+    SOCK="pstest-$$-$starts"
     rm -f "$WORK/status" "$WORK/pid" "$WORK/stty.before" "$WORK/stty.after"
     mkdir -p "$WORK/state"
     cat >"$WORK/run.sh" <<EOF

@@ -36,6 +36,20 @@ check "SIGTERM: exits" wait_file "$WORK/status"
 check "SIGTERM: status 143" grep -qx 143 "$WORK/status"
 check "SIGTERM: terminal restored" restored
 
+# a FIFO given to `load` is refused at once: nothing blocks, q still quits
+mkfifo "$WORK/fifo"
+start 80 24
+wait_for "Predict" >/dev/null
+command_line "load $WORK/fifo"
+check "load of a FIFO: refused at once" wait_for "is a FIFO, not a regular file"
+keys Escape
+sleep 0.3
+keys Tab
+sleep 0.2
+keys q
+check "load of a FIFO: q still quits" wait_file "$WORK/status"
+check "load of a FIFO: status 0" grep -qx 0 "$WORK/status"
+
 start 80 24
 wait_for "Predict" >/dev/null
 kill -INT "$(cat "$WORK/pid")"
