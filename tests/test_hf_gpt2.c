@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "paramscope/hf_gpt2.h"
+#include "support/hf_folder.h"
 #include "paramscope/model_file.h"
 #include "paramscope/perturb.h"
 #include "paramscope/safetensors.h"
@@ -93,50 +94,11 @@ static void write_text(const char *path, const char *text)
 #define TOK_THE 258
 #define TOK_EOT 259
 
-/* GPT-2's printable spelling of byte b, as a code point. */
-static unsigned byte_cp(unsigned b)
-{
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)
-        return b;
-    if (b <= 32)
-        return 256 + b;
-    if (b <= 160)
-        return 256 + 33 + (b - 127);
-    return 256 + 33 + 34;
-}
-
-static void utf8_put(char *out, unsigned cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        out[1] = '\0';
-    } else {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        out[2] = '\0';
-    }
-}
-
 /* vocab_name/merges_name may be NULL to leave that file out. */
 static void write_tokenizer(const char *dir, const char *vocab_name,
                             const char *merges_name)
 {
-    json_t *v = json_object();
-    char form[8];
-    for (unsigned b = 0; b < 256; b++) {
-        utf8_put(form, byte_cp(b));
-        json_object_set_new(v, form, json_integer(b));
-    }
-    json_object_set_new(v, "\xc4\xa0t", json_integer(256));     /* "Ġt" */
-    json_object_set_new(v, "he", json_integer(257));
-    json_object_set_new(v, "\xc4\xa0the", json_integer(TOK_THE));
-    json_object_set_new(v, "<|endoftext|>", json_integer(TOK_EOT));
-    if (vocab_name)
-        assert_int_equal(json_dump_file(v, join(dir, vocab_name), JSON_COMPACT), 0);
-    json_decref(v);
-    if (merges_name)
-        write_text(join(dir, merges_name),
-                   "#version: 0.2\n\xc4\xa0 t\nh e\n\xc4\xa0t he\n");
+    assert_int_equal(support_write_bpe_tokenizer(dir, vocab_name, merges_name), 0);
 }
 
 /* ---- random weights in a native model ---- */

@@ -61,18 +61,14 @@ static int ensure_scan(ps_session *s, ps_out *out)
 
 int ps_cmd_neuron(ps_session *s, int argc, char **argv, ps_out *out)
 {
-    char *text = argc ? argv[0] : "", word[64];
+    char *text = argc ? argv[0] : "";
     int json = inside_take_json(&text);
-    inside_take_word(&text, word, sizeof word);
-    if (!*word)
-        return ps_fail(out, PS_ERR_INVALID, "usage: neuron BLOCK.NEURON [TEXT]");
-    const ps_config *cf = &s->lm.model->cfg;
     int l, n;
-    int rc = inside_parse_pair(word, "neuron", cf->n_layer, 4 * cf->n_embd, &l, &n, out);
+    int rc = inside_take_pair(s, &text, "neuron", "neuron BLOCK.NEURON [TEXT]", &l, &n, out);
     if (rc)
         return rc;
     if (n < 0)
-        return ps_fail(out, PS_ERR_INVALID, "'%s': name one neuron, BLOCK.NEURON (e.g. %d.0)", word, l);
+        return ps_fail(out, PS_ERR_INVALID, "block %d: name one neuron, BLOCK.NEURON (e.g. %d.0)", l, l);
     inside in;
     int have_text = *text || s->prompt;
     if (have_text && (rc = inside_run(s, text, &in, out)))

@@ -114,14 +114,11 @@ static void print_layer(const inside *in, int layer, ps_out *out)
 
 static int cmd_attention(ps_session *s, int argc, char **argv, ps_out *out)
 {
-    char *text = argc ? argv[0] : "", word[64];
+    char *text = argc ? argv[0] : "";
     int json = inside_take_json(&text);
-    inside_take_word(&text, word, sizeof word);
-    if (!*word)
-        return ps_fail(out, PS_ERR_INVALID, "usage: attention BLOCK[.HEAD] [TEXT]");
     const ps_config *cf = &s->lm.model->cfg;
     int l, h;
-    int rc = inside_parse_pair(word, "head", cf->n_layer, cf->n_head, &l, &h, out);
+    int rc = inside_take_pair(s, &text, "head", "attention BLOCK[.HEAD] [TEXT]", &l, &h, out);
     if (rc)
         return rc;
     inside in;

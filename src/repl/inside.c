@@ -75,6 +75,17 @@ int inside_parse_pair(const char *word, const char *what, int max_l, int max_n, 
     return PS_OK;
 }
 
+int inside_take_pair(ps_session *s, char **text, const char *what, const char *usage, int *l, int *n, ps_out *out)
+{
+    char word[64];
+    inside_take_word(text, word, sizeof word);
+    if (!*word)
+        return ps_fail(out, PS_ERR_INVALID, "usage: %s", usage);
+    const ps_config *cf = &s->lm.model->cfg;
+    int max_n = !strcmp(what, "head") ? cf->n_head : 4 * cf->n_embd;
+    return inside_parse_pair(word, what, cf->n_layer, max_n, l, n, out);
+}
+
 /* ---- the prompt's forward ---- */
 
 void inside_clear(inside *in)

@@ -19,6 +19,11 @@ void inside_take_word(char **text, char *buf, size_t size);
  * what: "head" or "neuron", for the messages. */
 int inside_parse_pair(const char *word, const char *what, int max_l, int max_n, int *l, int *n, ps_out *out);
 
+/* The first word of *text as BLOCK[.N] of the session's model, N a head
+ * (what "head") or an MLP neuron ("neuron"); usage is the command's syntax
+ * for the message when the word is missing. */
+int inside_take_pair(ps_session *s, char **text, const char *what, const char *usage, int *l, int *n, ps_out *out);
+
 /* ---- the prompt's forward ---- */
 
 typedef struct inside {

@@ -236,10 +236,11 @@ static void draw_phases(ui *u, ui_pane *p, int y)
     case UI_JOB_STEPS: snprintf(job, sizeof job, "%ld step%s to go", sn->steps_left, sn->steps_left == 1 ? "" : "s"); break;
     case UI_JOB_PHASE: snprintf(job, sizeof job, "%ld phase%s to go", sn->steps_left, sn->steps_left == 1 ? "" : "s"); break;
     default:
-        /* a phase already under way finishes before training stops: say
-         * "paused" only once nothing runs */
+        /* a phase already under way (or just taken: busy is set with the
+         * job, before the phase shows as running) finishes before training
+         * stops: say "paused" only once nothing runs */
         snprintf(job, sizeof job, "%s",
-                 sn->running_phase >= 0 ? "pausing" : sn->has_trainer ? "paused" : "not started");
+                 sn->running_phase >= 0 || sn->busy ? "pausing" : sn->has_trainer ? "paused" : "not started");
         break;
     }
     int jw = ui_strwidth(job);

@@ -30,7 +30,7 @@ static unsigned byte_cp(unsigned b)
     return 256 + 33 + 34;
 }
 
-static int write_tokenizer(const char *dir)
+int support_write_bpe_tokenizer(const char *dir, const char *vocab_name, const char *merges_name)
 {
     json_t *v = json_object();
     for (unsigned b = 0; b < 256; b++) {
@@ -49,12 +49,12 @@ static int write_tokenizer(const char *dir)
     json_object_set_new(v, "\xc4\xa0the", json_integer(258));
     json_object_set_new(v, "<|endoftext|>", json_integer(259));
     char path[1024];
-    snprintf(path, sizeof path, "%s/vocab.json", dir);
-    int rc = json_dump_file(v, path, JSON_COMPACT);
+    snprintf(path, sizeof path, "%s/%s", dir, vocab_name ? vocab_name : "");
+    int rc = vocab_name ? json_dump_file(v, path, JSON_COMPACT) : 0;
     json_decref(v);
     if (rc)
         return -1;
-    return write_text(dir, "merges.txt", "#version: 0.2\n\xc4\xa0 t\nh e\n\xc4\xa0t he\n");
+    return merges_name ? write_text(dir, merges_name, "#version: 0.2\n\xc4\xa0 t\nh e\n\xc4\xa0t he\n") : 0;
 }
 
 static int by_name(const void *a, const void *b)
@@ -119,7 +119,8 @@ int support_write_hf_folder(const char *dir, const ps_model *m, int prefix)
              "\"layer_norm_epsilon\": 1e-05, \"model_type\": \"gpt2\", \"n_ctx\": %d, \"n_embd\": %d, "
              "\"n_head\": %d, \"n_layer\": %d, \"n_positions\": %d, \"vocab_size\": %d}\n",
              c->n_ctx, c->n_embd, c->n_head, c->n_layer, c->n_ctx, c->vocab_size);
-    if (write_text(dir, "config.json", config) || write_weights(dir, m, prefix) || write_tokenizer(dir))
+    if (write_text(dir, "config.json", config) || write_weights(dir, m, prefix) ||
+        support_write_bpe_tokenizer(dir, "vocab.json", "merges.txt"))
         return -1;
     return 0;
 }

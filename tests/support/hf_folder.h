@@ -14,4 +14,9 @@
  * folder dir.  Returns 0, or -1 if a file could not be written. */
 int support_write_hf_folder(const char *dir, const ps_model *m, int prefix);
 
+/* Only the vocabulary (vocab_name, e.g. "vocab.json" or "encoder.json") and
+ * the merges (merges_name, "merges.txt" or "vocab.bpe"); NULL leaves that file
+ * out.  Returns 0 or -1. */
+int support_write_bpe_tokenizer(const char *dir, const char *vocab_name, const char *merges_name);
+
 #endif

@@ -5,12 +5,9 @@
 # pane sits beside the bars, at 80x24 it is a page of its own.
 . "$(dirname "$0")/lib.sh"
 
-for size in "100 30" "80 24"; do
-    set -- $size
-    cols=$1 rows=$2
-    start "$cols" "$rows"
-    type_text "the sky"
-    check "${cols}x$rows: the prompt is read" wait_for "tokens the sky"
+# from the prompt to the Inside pane: Esc to the command line, Esc back,
+# Tab out of the text field, then i
+to_inside() {
     keys Escape
     wait_for "to type a command" 5 >/dev/null
     keys Escape
@@ -18,6 +15,15 @@ for size in "100 30" "80 24"; do
     keys Tab
     sleep 0.2
     keys i
+}
+
+for size in "100 30" "80 24"; do
+    set -- $size
+    cols=$1 rows=$2
+    start "$cols" "$rows"
+    type_text "the sky"
+    check "${cols}x$rows: the prompt is read" wait_for "tokens the sky"
+    to_inside
     check "${cols}x$rows: the Inside pane opens" wait_re "Inside .*head 0\.0"
     check "${cols}x$rows: the pattern has the prompt's tokens as rows" wait_re "sky +0\.[0-9][0-9] 0\.[0-9][0-9]"
     keys Right
@@ -27,13 +33,7 @@ for size in "100 30" "80 24"; do
     keys F4
     sleep 0.2
     type_text " is"
-    keys Escape
-    wait_for "to type a command" 5 >/dev/null
-    keys Escape
-    sleep 0.3
-    keys Tab
-    sleep 0.2
-    keys i
+    to_inside
     check "${cols}x$rows: typing adds a row: is looks at sky" wait_re "is +0\.01 0\.99 0\.01"
     check "${cols}x$rows: the lens ends in blue" wait_re "block 3 +blue +95\.2%"
     check "${cols}x$rows: the attribution names head 0.1" wait_re "head 0\.1 +\+5\.34"
