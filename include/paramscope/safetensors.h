@@ -113,6 +113,9 @@ void ps_st_close(ps_st_file *f);
  * that ps_model_file_check can find the file a model lives in. */
 void ps_st_release(void *f);
 
+/* A shape as people read it, "[768, 2304]", into buf (returned). */
+const char *ps_st_shape_str(const int64_t *shape, int ndim, char *buf, size_t cap);
+
 /* Metadata value for key, or NULL. */
 const char *ps_st_meta(const ps_st_file *f, const char *key);
 /* Tensor by name, or NULL. */

@@ -87,17 +87,6 @@ static char *find_either(const char *dir, const char *first, const char *second,
     return NULL;
 }
 
-static const char *dims_str(const int64_t *shape, int ndim, char *buf, size_t cap)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "",
-                              (long long)shape[i]);
-    if (n < cap)
-        snprintf(buf + n, cap - n, "]");
-    return buf;
-}
-
 void ps_hf_info_free(ps_hf_info *info)
 {
     if (!info)
@@ -389,8 +378,8 @@ static int check_params(const ps_st_file *f, const hf_tensors *ht, const ps_conf
                 snprintf(why, sizeof why, "n_embd %d", c->n_embd);
             return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s' has shape %s, "
                                 "expected %s for %s", f->path, t->name,
-                                dims_str(t->shape, t->ndim, got, sizeof got),
-                                dims_str(shape, ndim, want, sizeof want), why);
+                                ps_st_shape_str(t->shape, t->ndim, got, sizeof got),
+                                ps_st_shape_str(shape, ndim, want, sizeof want), why);
         }
         if (!is_float_dtype(t->dtype))
             return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s' has dtype %s, "
@@ -426,8 +415,8 @@ static int check_lm_head(const ps_st_file *f, const hf_tensors *ht, ps_error *er
         return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s' has shape %s, "
                             "expected %s, the shape of '%s' (paramscope ties the "
                             "output head to the token embedding)", f->path, h->name,
-                            dims_str(h->shape, h->ndim, got, sizeof got),
-                            dims_str(w->shape, w->ndim, want, sizeof want), w->name);
+                            ps_st_shape_str(h->shape, h->ndim, got, sizeof got),
+                            ps_st_shape_str(w->shape, w->ndim, want, sizeof want), w->name);
     if (!is_float_dtype(h->dtype))
         return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s' has dtype %s, "
                             "expected a float type", f->path, h->name,
@@ -560,7 +549,7 @@ static int derive_config(const ps_st_file *f, const hf_tensors *ht,
             t->shape[0] > INT_MAX || t->shape[1] > INT_MAX)
             return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s' has shape %s, "
                                 "expected [%s, n_embd]", f->path, t->name,
-                                dims_str(t->shape, t->ndim, got, sizeof got),
+                                ps_st_shape_str(t->shape, t->ndim, got, sizeof got),
                                 i ? "n_ctx" : "vocab_size");
     }
     if (ht->max_layer < 0)

@@ -211,17 +211,6 @@ static int copy_meta(const ps_st_file *f, ps_meta *meta, ps_error *err)
 
 /* ---- loading: tensors ---- */
 
-static const char *dims_str(const int64_t *shape, int ndim, char *buf, size_t cap)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "",
-                              (long long)shape[i]);
-    if (n < cap)
-        snprintf(buf + n, cap - n, "]");
-    return buf;
-}
-
 /* Which sizes of the config decide p's shape, for messages. */
 static const char *shape_reason(const ps_param *p, const ps_config *c,
                                 char *buf, size_t cap)
@@ -250,8 +239,8 @@ static int check_param(const ps_st_file *f, const ps_model *m, const ps_param *p
         char got[160], exp[64], why[96];
         return ps_error_set(err, PS_ERR_FORMAT, "%s: tensor '%s' has shape %s, "
                             "expected %s for %s", f->path, p->name,
-                            dims_str(t->shape, t->ndim, got, sizeof got),
-                            dims_str(want, p->ndim, exp, sizeof exp),
+                            ps_st_shape_str(t->shape, t->ndim, got, sizeof got),
+                            ps_st_shape_str(want, p->ndim, exp, sizeof exp),
                             shape_reason(p, &m->cfg, why, sizeof why));
     }
     switch (t->dtype) {

@@ -48,7 +48,7 @@ static int fail_header(ps_error *err, const char *path, const char *fmt, ...)
     return ps_error_set(err, PS_ERR_FORMAT, "%s: header: %s", path, why);
 }
 
-static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
+const char *ps_st_shape_str(const int64_t *shape, int ndim, char *buf, size_t cap)
 {
     size_t n = 0;
     n += (size_t)snprintf(buf, cap, "[");
@@ -139,7 +139,7 @@ static int check_entry(ps_error *err, const char *path, const char *name,
     overflow |= __builtin_mul_overflow(t->numel, (uint64_t)ps_dtype_size(t->dtype), &nbytes);
     if (overflow)
         return fail_tensor(err, path, name, "shape %s of %s is too large",
-                           shape_str(t->shape, t->ndim, sb, sizeof sb),
+                           ps_st_shape_str(t->shape, t->ndim, sb, sizeof sb),
                            ps_dtype_name(t->dtype));
 
     json_t *off = json_object_get(e, "data_offsets");
@@ -164,7 +164,7 @@ static int check_entry(ps_error *err, const char *path, const char *name,
     if (t->end - t->begin != nbytes)
         return fail_tensor(err, path, name, "data_offsets [%lld, %lld] do not "
                            "match shape %s of %s (%llu bytes)", b, en,
-                           shape_str(t->shape, t->ndim, sb, sizeof sb),
+                           ps_st_shape_str(t->shape, t->ndim, sb, sizeof sb),
                            ps_dtype_name(t->dtype), (unsigned long long)nbytes);
     if (t->end > data_len)
         return fail_tensor(err, path, name, "data_offsets [%lld, %lld] run past "

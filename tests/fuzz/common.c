@@ -239,3 +239,16 @@ fail:
     free(outs);
     return made ? dir : "";
 }
+
+void fuzz_check_round_trip(ps_tokenizer *tok, const char *probe)
+{
+    ps_tokens t = {0};
+    ps_error err;
+    if (ps_tokenizer_encode(tok, probe, &t, &err) == 0) {
+        char *back = ps_tokenizer_decode(tok, t.ids, t.n);
+        FUZZ_CHECK(!back || strcmp(back, probe) == 0);
+        free(back);
+        ps_tokens_free(&t);
+    }
+    ps_tokenizer_free(tok);
+}

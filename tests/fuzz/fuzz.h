@@ -33,6 +33,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
  * said about the input (rc and message), to see which checks seeds reach. */
 void fuzz_note(const char *target, int rc, const char *msg);
 
+/* The promise of ps_tokenizer_decode: encoding probe with tok and decoding
+ * the ids gives probe back (when it encodes at all).  Frees tok. */
+struct ps_tokenizer;
+void fuzz_check_round_trip(struct ps_tokenizer *tok, const char *probe);
+
 /* The input as a NUL-terminated copy (malloc'd), or NULL when out of memory
  * (the target then returns: nothing to test). */
 char *fuzz_cstr(const uint8_t *data, size_t size);
