@@ -19,6 +19,7 @@
 #include "paramscope/mapguard.h"
 #include "paramscope/model_file.h"
 #include "paramscope/safetensors.h"
+#include "support/files.h"
 
 /* ---- fixtures ---- */
 
@@ -504,15 +505,7 @@ static void test_not_a_model_file(void **state)
 
 static void copy_file(const char *from, const char *to)
 {
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    assert_non_null(a);
-    assert_non_null(b);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, b), n);
-    fclose(a);
-    assert_int_equal(fclose(b), 0);
+    assert_int_equal(support_copy_file(from, to), 0);
 }
 
 /* Truncating a loaded model's file changes nothing in the model (a mapped

@@ -17,6 +17,7 @@
 #include "paramscope/blas.h"
 #include "paramscope/model_file.h"
 #include "repl/train_state.h"
+#include "support/files.h"
 
 static const ps_config cfg = {.n_layer = 1, .n_head = 2, .n_embd = 16, .n_ctx = 8, .vocab_size = 6};
 static const char *const vocab[6] = {"<unk>", "a", "b", "c", "d", "e"};
@@ -96,15 +97,7 @@ static char *path_in(const char *name)
 
 static void copy(const char *from, const char *to)
 {
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    assert_non_null(a);
-    assert_non_null(b);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, b), n);
-    fclose(a);
-    assert_int_equal(fclose(b), 0);
+    assert_int_equal(support_copy_file(from, to), 0);
 }
 
 /* The model file's train.state_id and step. */
